@@ -1,0 +1,1 @@
+//! Shared outbound HTTP for platform adapters: client construction, bounded retries honouring Retry-After, status mapping.

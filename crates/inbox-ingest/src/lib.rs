@@ -1,0 +1,1 @@
+//! Inbound: platform webhook endpoints, pollers, raw-event persistence and normalisation into events.

@@ -1,0 +1,1 @@
+//! The inboxgw binary: configuration, wiring, adapter registry and subcommands.

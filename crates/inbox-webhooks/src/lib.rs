@@ -1,0 +1,1 @@
+//! Outbound webhooks: Standard Webhooks signing, SSRF-safe sending, the durable delivery worker.
