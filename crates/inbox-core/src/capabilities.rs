@@ -68,7 +68,10 @@ impl TextLimit {
     pub fn check(self, text: &str) -> Result<(), TextTooLong> {
         let actual = self.unit.measure(text);
         if actual > self.max {
-            Err(TextTooLong { limit: self, actual })
+            Err(TextTooLong {
+                limit: self,
+                actual,
+            })
         } else {
             Ok(())
         }
@@ -211,8 +214,14 @@ mod tests {
     #[test]
     fn check_all_reports_the_first_exceeded_limit() {
         let limits = [
-            TextLimit { max: 5, unit: TextUnit::Graphemes },
-            TextLimit { max: 8, unit: TextUnit::Bytes },
+            TextLimit {
+                max: 5,
+                unit: TextUnit::Graphemes,
+            },
+            TextLimit {
+                max: 8,
+                unit: TextUnit::Bytes,
+            },
         ];
         assert!(TextLimit::check_all(&limits, "hello").is_ok());
         let err = TextLimit::check_all(&limits, "héllo!").unwrap_err();
@@ -229,7 +238,10 @@ mod tests {
             templates_outside: false,
         };
         let at = Timestamp::from_unix_seconds(1_000);
-        assert_eq!(rule.expires_at(Some(at)), Some(Timestamp::from_unix_seconds(87_400)));
+        assert_eq!(
+            rule.expires_at(Some(at)),
+            Some(Timestamp::from_unix_seconds(87_400))
+        );
         assert_eq!(rule.expires_at(None), None);
         assert_eq!(WindowRule::None.expires_at(Some(at)), None);
     }

@@ -146,22 +146,34 @@ pub enum Error {
 impl Error {
     /// An `InvalidInput` naming the offending parameter.
     pub fn invalid(param: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::InvalidInput { param: Some(param.into()), message: message.into() }
+        Error::InvalidInput {
+            param: Some(param.into()),
+            message: message.into(),
+        }
     }
 
     /// A `NotFound`.
     pub fn not_found(resource: &'static str, id: impl Into<String>) -> Self {
-        Error::NotFound { resource, id: id.into() }
+        Error::NotFound {
+            resource,
+            id: id.into(),
+        }
     }
 
     /// An `Internal` error wrapping a source.
     pub fn internal(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
-        Error::Internal { message: message.into(), source: Some(source.into()) }
+        Error::Internal {
+            message: message.into(),
+            source: Some(source.into()),
+        }
     }
 
     /// An `Internal` error without a source.
     pub fn internal_msg(message: impl Into<String>) -> Self {
-        Error::Internal { message: message.into(), source: None }
+        Error::Internal {
+            message: message.into(),
+            source: None,
+        }
     }
 
     /// Whether retrying the same call later may succeed.

@@ -13,7 +13,9 @@ use crate::{
 };
 
 /// Every event type, by its wire name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 pub enum EventType {
     /// A participant wrote to the account.
     #[serde(rename = "message.received")]
@@ -204,7 +206,12 @@ impl Event {
         if let Some(reason) = reason {
             data["reason"] = json!(reason);
         }
-        Event::new(account.workspace_id.clone(), Some(account.id.clone()), event_type, data)
+        Event::new(
+            account.workspace_id.clone(),
+            Some(account.id.clone()),
+            event_type,
+            data,
+        )
     }
 
     /// `reaction.received`: `emoji` on `message` by `sender_id` (`emoji` `None` means removed).
@@ -277,7 +284,10 @@ pub fn message_data(message: &Message) -> Value {
 
 /// The platform of an event's data, for filtering; `None` for `webhook.test`.
 pub fn event_platform(event: &Event) -> Option<PlatformKind> {
-    event.data.get("platform").and_then(|p| serde_json::from_value(p.clone()).ok())
+    event
+        .data
+        .get("platform")
+        .and_then(|p| serde_json::from_value(p.clone()).ok())
 }
 
 #[cfg(test)]
@@ -318,7 +328,12 @@ mod tests {
         top.sort();
         assert_eq!(top, ["data", "event", "id", "timestamp"]);
         assert_eq!(envelope["event"], "message.received");
-        let mut fields: Vec<_> = envelope["data"].as_object().unwrap().keys().cloned().collect();
+        let mut fields: Vec<_> = envelope["data"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
         fields.sort();
         assert_eq!(
             fields,
@@ -335,7 +350,10 @@ mod tests {
                 "timestamp"
             ]
         );
-        assert_eq!(envelope["data"]["sender"], json!({"id": "111", "name": "John"}));
+        assert_eq!(
+            envelope["data"]["sender"],
+            json!({"id": "111", "name": "John"})
+        );
         assert_eq!(envelope["data"]["timestamp"], "2025-01-15T10:30:00Z");
     }
 

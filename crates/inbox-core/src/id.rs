@@ -13,7 +13,9 @@ use ulid::{Generator, Ulid};
 
 /// Why a string is not a valid id of the expected kind.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{value}` is not a valid {kind} id (expected `{prefix}` followed by 26 base32 characters)")]
+#[error(
+    "`{value}` is not a valid {kind} id (expected `{prefix}` followed by 26 base32 characters)"
+)]
 pub struct IdParseError {
     /// The kind of id that was expected, e.g. `conversation`.
     pub kind: &'static str,
@@ -27,7 +29,9 @@ static GENERATOR: Mutex<Option<Generator>> = Mutex::new(None);
 
 /// A new lowercase ULID that sorts after every ULID this process made before it.
 fn next_ulid() -> String {
-    let mut guard = GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut guard = GENERATOR
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let generator = guard.get_or_insert_with(Generator::new);
     // The monotonic generator only fails when 2^80 ids are made in one millisecond; a fresh
     // random ULID is then still unique, merely not ordered within that millisecond.

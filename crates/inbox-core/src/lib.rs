@@ -32,8 +32,8 @@ pub use model::{
     DeliveryStatus, Direction, Message, Participant, PlatformKind, UnknownPlatform,
 };
 pub use outbound::{
-    AccountContext, ConnectedAccount, ConversationTarget, Credentials, FetchedMedia,
-    InboundSetup, OutboundAttachment, OutboundMessage, SentMessage, StartedConversation, Template,
+    AccountContext, ConnectedAccount, ConversationTarget, Credentials, FetchedMedia, InboundSetup,
+    OutboundAttachment, OutboundMessage, SentMessage, StartedConversation, Template,
 };
 pub use page::{Cursor, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, Page, PageRequest};
 pub use platform::Platform;

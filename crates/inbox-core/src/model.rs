@@ -9,7 +9,9 @@ use utoipa::ToSchema;
 use crate::{AccountId, ConversationId, MessageId, Timestamp, WorkspaceId};
 
 /// The seven platforms the gateway speaks. Serialised lowercase (`instagram`, …, `telegram`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum PlatformKind {
     /// Instagram (Instagram Login, `graph.instagram.com`).
@@ -62,7 +64,9 @@ impl fmt::Display for PlatformKind {
 
 /// A string that names no platform.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown platform `{0}` (expected one of instagram, facebook, whatsapp, x, reddit, bluesky, telegram)")]
+#[error(
+    "unknown platform `{0}` (expected one of instagram, facebook, whatsapp, x, reddit, bluesky, telegram)"
+)]
 pub struct UnknownPlatform(pub String);
 
 impl FromStr for PlatformKind {

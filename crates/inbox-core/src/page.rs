@@ -88,7 +88,10 @@ impl PageRequest {
 
     /// The first page of the default size.
     pub fn first() -> Self {
-        PageRequest { limit: DEFAULT_PAGE_LIMIT, after: None }
+        PageRequest {
+            limit: DEFAULT_PAGE_LIMIT,
+            after: None,
+        }
     }
 }
 
@@ -108,13 +111,23 @@ impl<T> Page<T> {
     pub fn from_overfetched(mut rows: Vec<T>, limit: u32, key: impl Fn(&T) -> Cursor) -> Self {
         let has_more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
-        let next_cursor = if has_more { rows.last().map(|row| key(row).encode()) } else { None };
-        Page { data: rows, next_cursor }
+        let next_cursor = if has_more {
+            rows.last().map(|row| key(row).encode())
+        } else {
+            None
+        };
+        Page {
+            data: rows,
+            next_cursor,
+        }
     }
 
     /// Maps the rows, keeping the cursor.
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
-        Page { data: self.data.into_iter().map(f).collect(), next_cursor: self.next_cursor }
+        Page {
+            data: self.data.into_iter().map(f).collect(),
+            next_cursor: self.next_cursor,
+        }
     }
 }
 
@@ -124,9 +137,18 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_garbage_is_rejected() {
-        let cursor = Cursor { sort_key: 1_736_937_001_250, id: "conv_01abc".into() };
+        let cursor = Cursor {
+            sort_key: 1_736_937_001_250,
+            id: "conv_01abc".into(),
+        };
         assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
-        for garbage in ["", "!!!", "djF8eHw", "bm9wZQ", &URL_SAFE_NO_PAD.encode("v1|abc|x")] {
+        for garbage in [
+            "",
+            "!!!",
+            "djF8eHw",
+            "bm9wZQ",
+            &URL_SAFE_NO_PAD.encode("v1|abc|x"),
+        ] {
             assert!(matches!(
                 Cursor::decode(garbage),
                 Err(Error::InvalidInput { param: Some(p), .. }) if p == "cursor"
@@ -149,8 +171,16 @@ mod tests {
             id: n.to_string(),
         });
         assert_eq!(page.data, vec![1, 2]);
-        assert_eq!(Cursor::decode(page.next_cursor.as_deref().unwrap()).unwrap().sort_key, 2);
-        let last = Page::from_overfetched(vec![1, 2], 2, |n| Cursor { sort_key: *n, id: "x".into() });
+        assert_eq!(
+            Cursor::decode(page.next_cursor.as_deref().unwrap())
+                .unwrap()
+                .sort_key,
+            2
+        );
+        let last = Page::from_overfetched(vec![1, 2], 2, |n| Cursor {
+            sort_key: *n,
+            id: "x".into(),
+        });
         assert_eq!(last.next_cursor, None);
     }
 }

@@ -113,9 +113,11 @@ pub trait Platform: Debug + Send + Sync + 'static {
     /// `Ignored` events instead.
     fn parse_inbound(&self, payload: &[u8]) -> Result<Vec<InboundEvent>>;
 
-    /// Fetches what happened after `cursor` (`None`: start from the platform's current
-    /// position, never from the beginning of history). May wait for the platform's long-poll
-    /// time (Telegram: up to 50 s). `NotSupported` for webhook-only platforms.
+    /// Fetches what happened after `cursor`. `None` means the platform's default start: for
+    /// Telegram every pending (unconfirmed) update, since those are real messages nobody has
+    /// processed yet; for platforms with a browsable history, the current position, never the
+    /// beginning of history. May wait for the platform's long-poll time (Telegram: up to 50 s).
+    /// `NotSupported` for webhook-only platforms.
     async fn poll(&self, account: &AccountContext, cursor: Option<&str>) -> Result<PollBatch>;
 
     /// Sends a message into an existing thread.

@@ -22,7 +22,11 @@ impl Timestamp {
 
     /// From unix milliseconds; values outside chrono's range saturate to the epoch.
     pub fn from_unix_millis(millis: i64) -> Self {
-        Self(Utc.timestamp_millis_opt(millis).single().unwrap_or_default())
+        Self(
+            Utc.timestamp_millis_opt(millis)
+                .single()
+                .unwrap_or_default(),
+        )
     }
 
     /// From unix seconds, as most platforms send them.
@@ -53,7 +57,9 @@ impl Timestamp {
 
     /// `self - earlier`, or zero when `earlier` is later.
     pub fn saturating_since(self, earlier: Timestamp) -> Duration {
-        Duration::from_millis(u64::try_from(self.unix_millis() - earlier.unix_millis()).unwrap_or(0))
+        Duration::from_millis(
+            u64::try_from(self.unix_millis() - earlier.unix_millis()).unwrap_or(0),
+        )
     }
 }
 
@@ -112,7 +118,10 @@ mod tests {
 
     #[test]
     fn whole_seconds_have_no_fraction_and_millis_keep_three_digits() {
-        assert_eq!(Timestamp::from_unix_seconds(1_736_937_001).to_string(), "2025-01-15T10:30:01Z");
+        assert_eq!(
+            Timestamp::from_unix_seconds(1_736_937_001).to_string(),
+            "2025-01-15T10:30:01Z"
+        );
         assert_eq!(
             Timestamp::from_unix_millis(1_736_937_001_250).to_string(),
             "2025-01-15T10:30:01.250Z"

@@ -14,8 +14,8 @@ use std::{fmt::Debug, sync::Arc, time::Duration};
 use async_trait::async_trait;
 use inbox_core::{
     Account, AccountContext, AccountId, Conversation, ConversationId, ConversationStatus,
-    Credentials, DeliveryId, EndpointId, Event, InboundKind, Message, MessageId, Page,
-    PageRequest, PlatformKind, RawEventId, Result, Timestamp, WorkspaceId,
+    Credentials, DeliveryId, EndpointId, Event, InboundKind, Message, MessageId, Page, PageRequest,
+    PlatformKind, RawEventId, Result, Timestamp, WorkspaceId,
 };
 use secrecy::SecretString;
 use tokio::sync::Notify;
@@ -242,8 +242,7 @@ pub trait Store: Debug + Send + Sync + 'static {
     // ----- webhook endpoints -----------------------------------------------------------
 
     /// Creates an endpoint; its secret is encrypted at rest.
-    async fn create_endpoint(&self, workspace: &WorkspaceId, new: NewEndpoint)
-    -> Result<Endpoint>;
+    async fn create_endpoint(&self, workspace: &WorkspaceId, new: NewEndpoint) -> Result<Endpoint>;
 
     /// The workspace's endpoints, oldest first.
     async fn list_endpoints(

@@ -4,4 +4,9 @@
 //!
 //! Not a stable API: it changes with the tests that use it.
 
+pub mod conformance;
+pub mod fakes;
+pub mod memory_platform;
+pub mod receiver;
 pub mod requirements;
+pub mod services;
