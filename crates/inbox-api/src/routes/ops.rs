@@ -1,0 +1,143 @@
+//! Operations endpoints, outside `/api/v1` and without an API key: liveness (`/healthz`),
+//! readiness (`/readyz`: the database and whatever else the server registered), Prometheus
+//! metrics (`/metrics`) and the OpenAPI document (`/openapi.json`; the rendered reference at
+//! `/docs` is mounted in `lib.rs`).
+
+use std::sync::Arc;
+
+use axum::{
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::AppState;
+
+/// `{status: "ok"}`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` when the process answers.
+    pub status: String,
+}
+
+/// The readiness report.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ok` when every check passed, else `unavailable`.
+    pub status: String,
+    /// Each dependency's result, in check order.
+    pub checks: Vec<ReadinessResult>,
+}
+
+/// One dependency's readiness.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReadinessResult {
+    /// The dependency (`database`, `redis`).
+    pub name: String,
+    /// `ok` or `error`.
+    pub status: String,
+    /// What failed, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Liveness: answers `200` whenever the process serves requests.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "ops",
+    responses((status = 200, description = "The process is up.", body = Health))
+)]
+pub async fn get_health() -> axum::Json<Health> {
+    axum::Json(Health {
+        status: "ok".to_owned(),
+    })
+}
+
+/// Readiness: `200` when the database (and every other registered dependency) answers,
+/// otherwise `503` with the report saying which failed.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "ops",
+    responses(
+        (status = 200, description = "Every dependency answers.", body = Readiness),
+        (status = 503, description = "A dependency does not answer.", body = Readiness),
+    )
+)]
+pub async fn get_readiness(State(state): State<AppState>) -> (StatusCode, axum::Json<Readiness>) {
+    let mut checks = Vec::with_capacity(state.readiness.len());
+    for check in state.readiness.iter() {
+        let outcome = check.check().await;
+        if let Err(error) = &outcome {
+            tracing::warn!(dependency = check.name(), error, "readiness check failed");
+        }
+        checks.push(ReadinessResult {
+            name: check.name().to_owned(),
+            status: if outcome.is_ok() { "ok" } else { "error" }.to_owned(),
+            error: outcome.err(),
+        });
+    }
+    let ready = checks.iter().all(|check| check.error.is_none());
+    let (status, word) = if ready {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    };
+    (
+        status,
+        axum::Json(Readiness {
+            status: word.to_owned(),
+            checks,
+        }),
+    )
+}
+
+/// Prometheus metrics, in the text exposition format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "ops",
+    responses((status = 200, description = "Prometheus text format.", body = String, content_type = "text/plain; version=0.0.4"))
+)]
+pub async fn get_metrics(State(state): State<AppState>) -> Response {
+    let text = (state.metrics)();
+    let mut response = text.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "ops",
+    responses((status = 200, description = "The OpenAPI document.", body = Object))
+)]
+pub async fn get_openapi(State(document): State<Arc<String>>) -> Response {
+    let mut response = document.as_str().to_owned().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// The ops routes that read the application state.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_health))
+        .routes(routes!(get_readiness))
+        .routes(routes!(get_metrics))
+}
+
+/// `/openapi.json`, over the rendered document.
+pub fn openapi_router() -> OpenApiRouter<Arc<String>> {
+    OpenApiRouter::new().routes(routes!(get_openapi))
+}
