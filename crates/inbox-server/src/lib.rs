@@ -1,1 +1,0 @@
-//! The inboxgw binary: configuration, wiring, adapter registry and subcommands.
