@@ -8,7 +8,7 @@ use std::{any::Any, time::Instant};
 use axum::{
     Router,
     body::Body,
-    extract::{DefaultBodyLimit, Request},
+    extract::{DefaultBodyLimit, MatchedPath, Request},
     http::{HeaderName, HeaderValue, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -82,14 +82,27 @@ async fn request_context(request: Request, next: Next) -> Response {
         path = %request.uri().path(),
         workspace_id = tracing::field::Empty,
     );
+    // The route template (`/api/v1/inbox/conversations/{id}`), not the path, keeps the metric
+    // labels bounded.
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
     let started = Instant::now();
     let mut response = REQUEST_ID
         .scope(id.clone(), next.run(request).instrument(span.clone()))
         .await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("inbox_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("inbox_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(elapsed.as_secs_f64());
     span.in_scope(|| {
         tracing::info!(
             status = response.status().as_u16(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            elapsed_ms = elapsed.as_millis() as u64,
             "request finished"
         );
     });
