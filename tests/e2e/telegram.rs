@@ -230,10 +230,18 @@ async fn polling_mode_loses_and_repeats_nothing_across_a_crash() {
 async fn platform_refusals_reach_the_customer_as_documented_errors() {
     let fake = fake_telegram().await;
     let dir = tempfile::tempdir().unwrap();
+    // The replies below follow each other faster than Telegram's one message per chat per
+    // second, which the gateway would refuse with 429 (tests/e2e/ratelimit.rs covers that).
     let gateway = Gateway::start(
         dir.path(),
         true,
-        &[("INBOX_TELEGRAM_API_BASE", fake.base_url().to_owned())],
+        &[
+            ("INBOX_TELEGRAM_API_BASE", fake.base_url().to_owned()),
+            (
+                "INBOX_RATE_BUDGETS",
+                "telegram.send_per_chat=100000/1s burst 10".to_owned(),
+            ),
+        ],
     )
     .await;
     let api = gateway.client(&gateway.create_api_key("acme"));

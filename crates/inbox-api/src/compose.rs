@@ -149,6 +149,16 @@ impl Draft {
         } else {
             caps.caption_limits.as_ref().unwrap_or(&caps.text_limits)
         };
+        // A caption limit of 0: the platform has no captions (Instagram, Messenger), and
+        // sending text and attachment as two messages would store one message for two.
+        if has_text && !self.attachments.is_empty() && limits.iter().any(|limit| limit.max == 0) {
+            return Err(Error::UnsupportedContent {
+                message: format!(
+                    "{platform} cannot send text and an attachment in one message; send them \
+                     as two messages"
+                ),
+            });
+        }
         TextLimit::check_all(limits, &self.text).map_err(|too_long| Error::MessageTooLong {
             platform,
             limit: too_long.limit.max,
@@ -336,7 +346,9 @@ mod tests {
             start_conversation: false,
             message_tags: true,
             templates: false,
-            refreshable_credentials: false,
+            credential_refresh: None,
+            oauth: None,
+            profile_lookup: false,
             rate_budgets: vec![],
         }
     }
@@ -368,6 +380,25 @@ mod tests {
                 actual: 5,
                 ..
             })
+        ));
+    }
+
+    #[test]
+    fn a_zero_caption_limit_means_no_captions() {
+        let mut caps = meta_caps();
+        caps.caption_limits = Some(vec![TextLimit {
+            max: 0,
+            unit: TextUnit::Bytes,
+        }]);
+        let mut draft = Draft {
+            attachments: vec![image("https://example.com/a.png")],
+            ..Draft::default()
+        };
+        assert!(draft.check_content(PlatformKind::Facebook, &caps).is_ok());
+        draft.text = "look".into();
+        assert!(matches!(
+            draft.check_content(PlatformKind::Facebook, &caps),
+            Err(Error::UnsupportedContent { .. })
         ));
     }
 

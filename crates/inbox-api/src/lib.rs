@@ -19,12 +19,14 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod layers;
+pub mod ratelimit;
 pub mod routes;
 mod state;
 
 pub use auth::create_api_key;
 pub use error::{ApiError, ApiResult, ErrorCode, Problem};
 pub use layers::with_common_layers;
+pub use ratelimit::{ApiKeyLimits, RedisReadiness};
 pub use state::{
     AccountHooks, ApiConfig, AppState, DEFAULT_MAX_BODY_BYTES, MetricsRenderer, NoopAccountHooks,
     ReadinessCheck, StoreReadiness,
@@ -46,7 +48,13 @@ and Telegram through one API.
 * **Compatibility**: unknown body fields and query parameters are ignored; every response \
 carries `X-Request-Id` (a sane client-sent one is reused).
 * **Idempotency**: `Idempotency-Key` on sends and conversation starts replays the first \
-successful response for 24 h.";
+successful response for 24 h.
+* **Rate limits**: each API key may make a configured number of requests per minute (600 by \
+default); every response behind the key carries `RateLimit-Limit`, `RateLimit-Remaining`, \
+`RateLimit-Reset` (seconds) and `X-RateLimit-Limit`, `X-RateLimit-Remaining`, \
+`X-RateLimit-Reset` (Unix time). Beyond the limit, and when a platform's budget for the account \
+(or chat, or recipient) is spent, the answer is `429 rate_limited` with `Retry-After`; nothing \
+is sent then.";
 
 /// The routers and the document, built together from the same `routes!` registrations.
 struct Parts {
@@ -116,6 +124,9 @@ fn finish_document(openapi: &mut OpenApi) {
         .into(),
     );
     components.responses.extend(error::responses::all());
+    ratelimit::document(openapi, |path| {
+        path.starts_with("/api/v1/") && !path.starts_with("/api/v1/oauth/")
+    });
     for (path, item) in openapi.paths.paths.iter_mut() {
         let needs_key = path.starts_with("/api/v1/") && !path.starts_with("/api/v1/oauth/");
         if !needs_key {
@@ -161,10 +172,16 @@ pub fn router(state: AppState) -> Router {
         openapi,
     } = parts();
     let document = Arc::new(openapi_json_of(&openapi));
-    let authenticated = authenticated.route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_api_key,
-    ));
+    // Layers run outermost last-added: the key is checked first, then counted.
+    let authenticated = authenticated
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            ratelimit::limit_api_key,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ));
     let body_limit = DefaultBodyLimit::max(state.config.max_body_bytes);
     Router::new()
         .merge(authenticated)

@@ -1,13 +1,16 @@
 //! What every handler shares: the store, the platform adapters, the hooks into inbound
-//! delivery, the webhook URL guard, the metrics renderer, readiness checks and the API's own
-//! tunables. The server builds one [`AppState`]; tests build one over a temporary store.
+//! delivery, the webhook URL guard, the metrics renderer, readiness checks, the rate limits
+//! and the API's own tunables. The server builds one [`AppState`]; tests build one over a temporary store.
 
 use std::{fmt, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use inbox_core::{Account, PlatformRegistry};
+use inbox_core::{Account, PlatformRegistry, RateBudgets};
+use inbox_ratelimit::{LocalLimiter, RateLimiter};
 use inbox_store::Store;
 use inbox_webhooks::UrlGuard;
+
+use crate::ratelimit::ApiKeyLimits;
 
 /// The API's tunables. The defaults are the contract's numbers; the server may override them
 /// from configuration and tests shorten the send deadline.
@@ -23,6 +26,11 @@ pub struct ApiConfig {
     pub send_deadline: Duration,
     /// How long a rotated-out webhook secret keeps signing beside the new one.
     pub secret_rotation_overlap: Duration,
+    /// `INBOX_PUBLIC_URL`: the base of the OAuth callback URL platforms redirect to. OAuth
+    /// connect flows need it.
+    pub public_url: Option<String>,
+    /// How long a started OAuth flow may take before its callback is refused.
+    pub oauth_state_ttl: Duration,
 }
 
 /// 1 MiB: far above any message the platforms accept, small enough to bound memory.
@@ -35,6 +43,8 @@ impl Default for ApiConfig {
             idempotency_ttl: Duration::from_secs(24 * 60 * 60),
             send_deadline: Duration::from_secs(25),
             secret_rotation_overlap: Duration::from_secs(24 * 60 * 60),
+            public_url: None,
+            oauth_state_ttl: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -49,6 +59,11 @@ pub trait AccountHooks: Send + Sync + 'static {
 
     /// Before an account is deleted: unregister platform webhooks, stop pollers.
     async fn disconnecting(&self, account: &Account) -> Result<(), inbox_core::Error>;
+
+    /// Renews an account's expiring credentials now, when a platform call found them expired;
+    /// one refresh per account at a time across replicas. `NotSupported` where there is
+    /// nothing to renew.
+    async fn refresh_credentials(&self, account: &Account) -> Result<(), inbox_core::Error>;
 }
 
 /// Hooks that do nothing, for tests and tools that run the API without inbound delivery.
@@ -64,6 +79,13 @@ impl AccountHooks for NoopAccountHooks {
     async fn disconnecting(&self, _account: &Account) -> Result<(), inbox_core::Error> {
         Ok(())
     }
+
+    async fn refresh_credentials(&self, account: &Account) -> Result<(), inbox_core::Error> {
+        Err(inbox_core::Error::NotSupported {
+            platform: account.platform,
+            operation: "refreshing credentials without inbound hooks",
+        })
+    }
 }
 
 /// One dependency `/readyz` checks. The store is always checked; the server adds Redis once
@@ -75,6 +97,13 @@ pub trait ReadinessCheck: Send + Sync + 'static {
 
     /// `Ok` when the dependency answers; otherwise what failed, safe to show to operators.
     async fn check(&self) -> Result<(), String>;
+
+    /// Whether the gateway cannot serve without it. A failed critical check makes `/readyz`
+    /// answer `503`; a failed non-critical one (Redis, whose absence the in-process rate
+    /// limiter covers) is reported as `degraded` with `200`.
+    fn critical(&self) -> bool {
+        true
+    }
 }
 
 /// The database check: `Store::ping`.
@@ -112,11 +141,16 @@ pub struct AppState {
     pub readiness: Arc<Vec<Arc<dyn ReadinessCheck>>>,
     /// The API's tunables.
     pub config: ApiConfig,
+    /// The platforms' rate budgets, drawn from before every platform call.
+    pub budgets: Arc<dyn RateBudgets>,
+    /// The per-API-key request limit.
+    pub api_limits: ApiKeyLimits,
 }
 
 impl AppState {
-    /// A state with the default [`ApiConfig`], an empty metrics page and the store as the only
-    /// readiness check.
+    /// A state with the default [`ApiConfig`], an empty metrics page, the store as the only
+    /// readiness check, and rate limits in process: the platforms' declared budgets and
+    /// 600 requests per minute per API key.
     pub fn new(
         store: Arc<dyn Store>,
         platforms: Arc<PlatformRegistry>,
@@ -124,6 +158,10 @@ impl AppState {
         url_guard: Arc<UrlGuard>,
     ) -> Self {
         let readiness: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(StoreReadiness(store.clone()))];
+        let limiter: Arc<dyn RateLimiter> = Arc::new(LocalLimiter::new());
+        let budgets = crate::ratelimit::default_budgets(limiter.clone(), &platforms);
+        let api_limits = ApiKeyLimits::new(limiter, crate::ratelimit::DEFAULT_REQUESTS_PER_MINUTE)
+            .expect("600 per minute is a valid quota");
         AppState {
             store,
             platforms,
@@ -132,7 +170,21 @@ impl AppState {
             metrics: Arc::new(String::new),
             readiness: Arc::new(readiness),
             config: ApiConfig::default(),
+            budgets,
+            api_limits,
         }
+    }
+
+    /// Replaces the rate limits: the platforms' budgets (shared with the pollers and the
+    /// adapters) and the per-API-key limit, on the server's limiter (Redis when configured).
+    pub fn with_rate_limits(
+        mut self,
+        budgets: Arc<dyn RateBudgets>,
+        api_limits: ApiKeyLimits,
+    ) -> Self {
+        self.budgets = budgets;
+        self.api_limits = api_limits;
+        self
     }
 
     /// Replaces the tunables.
@@ -162,6 +214,8 @@ impl fmt::Debug for AppState {
             .field("platforms", &self.platforms)
             .field("readiness", &checks)
             .field("config", &self.config)
+            .field("budgets", &self.budgets)
+            .field("api_limits", &self.api_limits.per_minute())
             .finish_non_exhaustive()
     }
 }

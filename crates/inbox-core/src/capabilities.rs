@@ -148,11 +148,20 @@ pub enum BudgetOperation {
     Send,
     /// Reading (polling, profile lookups).
     Read,
-    /// Every call.
+    /// Every call. As the operation of a *call* (see [`BudgetCall`](crate::BudgetCall)): one
+    /// that is neither a send nor a read, such as marking a thread read, which only `Any`
+    /// budgets count.
     Any,
 }
 
-/// A published platform limit: `count` calls per `period`, counted per `scope`.
+/// A published platform limit: at most `count` calls in any window of `period`, counted per
+/// `scope`, of which up to `burst` may go at once.
+///
+/// The gateway enforces it with GCRA so that no window of `period` ever sees more than
+/// `count` calls: with `burst` 1 the calls are spaced evenly (`period / count` apart), and a
+/// larger `burst` lets that many go back to back at the price of a slightly lower sustained
+/// rate (`(count − burst + 1) / period`). Operators can override any budget
+/// (`INBOX_RATE_BUDGETS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RateBudget {
     /// A stable name, used in limiter keys and configuration overrides (e.g. `send_per_chat`).
@@ -161,10 +170,84 @@ pub struct RateBudget {
     pub scope: BudgetScope,
     /// Which calls it counts.
     pub operation: BudgetOperation,
-    /// Calls allowed per period.
+    /// Calls allowed in any window of `period`.
     pub count: u32,
-    /// The period.
+    /// The window.
     pub period: Duration,
+    /// How many calls may go back to back, 1..=`count`.
+    pub burst: u32,
+}
+
+impl RateBudget {
+    /// A budget of `count` calls per `period`, spaced evenly (`burst` 1).
+    pub const fn new(
+        name: &'static str,
+        scope: BudgetScope,
+        operation: BudgetOperation,
+        count: u32,
+        period: Duration,
+    ) -> Self {
+        RateBudget {
+            name,
+            scope,
+            operation,
+            count,
+            period,
+            burst: 1,
+        }
+    }
+
+    /// The same budget with another burst.
+    pub const fn with_burst(mut self, burst: u32) -> Self {
+        self.burst = burst;
+        self
+    }
+
+    /// Whether this budget counts a call of `operation`: budgets of the same operation and
+    /// `Any` budgets count every call.
+    pub fn counts(&self, operation: BudgetOperation) -> bool {
+        self.operation == BudgetOperation::Any || self.operation == operation
+    }
+}
+
+/// When the gateway renews an account's credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RefreshPolicy {
+    /// Renew this long before the credentials expire (X: minutes before a 2 h token lapses;
+    /// Instagram: weeks before a 60-day token does).
+    pub lead_time: Duration,
+    /// Never renew credentials younger than this (Instagram refuses to refresh tokens less
+    /// than 24 h old).
+    pub min_age: Duration,
+}
+
+impl RefreshPolicy {
+    /// When credentials obtained at `refreshed_at` and expiring at `expires_at` are due for
+    /// renewal: `lead_time` before expiry, but not before they are `min_age` old.
+    pub fn due_at(self, refreshed_at: Timestamp, expires_at: Timestamp) -> Timestamp {
+        (expires_at - self.lead_time).max(refreshed_at + self.min_age)
+    }
+}
+
+impl Capabilities {
+    /// When credentials obtained at `refreshed_at` that expire at `expires_at` are due for
+    /// renewal under this platform's policy; `None` when they do not expire or the platform
+    /// cannot renew them.
+    pub fn refresh_due(
+        &self,
+        refreshed_at: Timestamp,
+        expires_at: Option<Timestamp>,
+    ) -> Option<Timestamp> {
+        Some(self.credential_refresh?.due_at(refreshed_at, expires_at?))
+    }
+}
+
+/// How a platform's OAuth connect flow runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct OAuthFlow {
+    /// Whether the authorization request carries a PKCE `code_challenge` (S256) and the code
+    /// exchange its `code_verifier` (X).
+    pub pkce: bool,
 }
 
 /// Everything the gateway needs to know about a platform before talking to it.
@@ -172,7 +255,9 @@ pub struct RateBudget {
 pub struct Capabilities {
     /// Limits on a message's text; every one must hold.
     pub text_limits: Vec<TextLimit>,
-    /// Limits on the text when it travels as an attachment's caption, if they differ.
+    /// Limits on the text when it travels as an attachment's caption, if they differ. A limit
+    /// of 0 means the platform takes no text with an attachment (Instagram and Messenger send
+    /// text and attachments as separate messages), so the gateway refuses the combination.
     pub caption_limits: Option<Vec<TextLimit>>,
     /// The messaging-window rule.
     pub window: WindowRule,
@@ -192,8 +277,14 @@ pub struct Capabilities {
     pub message_tags: bool,
     /// Whether `send` accepts `template`.
     pub templates: bool,
-    /// Whether credentials expire and `refresh_credentials` renews them.
-    pub refreshable_credentials: bool,
+    /// How expiring credentials are renewed by `refresh_credentials`; `None` where they do not
+    /// expire (Telegram bot tokens, WhatsApp system-user tokens, Facebook page tokens).
+    pub credential_refresh: Option<RefreshPolicy>,
+    /// The OAuth connect flow (`POST /connect/{platform}`), where the platform has one.
+    pub oauth: Option<OAuthFlow>,
+    /// Whether `fetch_participant` looks up names the inbound payloads lack (Meta webhooks
+    /// carry only ids).
+    pub profile_lookup: bool,
     /// Published rate budgets, enforced before each call.
     pub rate_budgets: Vec<RateBudget>,
 }
@@ -228,6 +319,26 @@ mod tests {
         assert_eq!(err.limit.unit, TextUnit::Graphemes);
         let err = TextLimit::check_all(&limits, "ééééé").unwrap_err();
         assert_eq!((err.limit.unit, err.actual), (TextUnit::Bytes, 10));
+    }
+
+    #[test]
+    fn refresh_is_due_before_expiry_but_never_too_young() {
+        let policy = RefreshPolicy {
+            lead_time: Duration::from_secs(7 * 86_400),
+            min_age: Duration::from_secs(86_400),
+        };
+        let issued = Timestamp::from_unix_seconds(0);
+        let sixty_days = Timestamp::from_unix_seconds(60 * 86_400);
+        assert_eq!(
+            policy.due_at(issued, sixty_days),
+            Timestamp::from_unix_seconds(53 * 86_400)
+        );
+        // A token that expires in 2 days but is brand new waits until it is a day old.
+        let soon = Timestamp::from_unix_seconds(2 * 86_400);
+        assert_eq!(
+            policy.due_at(issued, soon),
+            Timestamp::from_unix_seconds(86_400)
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod budget;
 mod capabilities;
 mod error;
 mod event;
@@ -14,9 +15,10 @@ mod platform;
 mod registry;
 mod time;
 
+pub use budget::{BudgetCall, BudgetReport, Pushback, RateBudgets, Unlimited};
 pub use capabilities::{
-    BudgetOperation, BudgetScope, Capabilities, InboundMode, RateBudget, TextLimit, TextTooLong,
-    TextUnit, WindowRule,
+    BudgetOperation, BudgetScope, Capabilities, InboundMode, OAuthFlow, RateBudget, RefreshPolicy,
+    TextLimit, TextTooLong, TextUnit, WindowRule,
 };
 pub use error::{BoxError, Error, Result};
 pub use event::{Event, EventType, UnknownEventType, event_platform, message_data};
@@ -33,7 +35,8 @@ pub use model::{
 };
 pub use outbound::{
     AccountContext, ConnectedAccount, ConversationTarget, Credentials, FetchedMedia, InboundSetup,
-    OutboundAttachment, OutboundMessage, SentMessage, StartedConversation, Template,
+    OAuthCallback, OAuthRequest, OutboundAttachment, OutboundMessage, RefreshedCredentials,
+    SentMessage, StartedConversation, Template,
 };
 pub use page::{Cursor, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, Page, PageRequest};
 pub use platform::Platform;

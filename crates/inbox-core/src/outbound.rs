@@ -71,6 +71,49 @@ pub struct ConnectedAccount {
     pub username: Option<String>,
     /// The credentials to store (possibly exchanged, e.g. a long-lived token).
     pub credentials: Credentials,
+    /// When they expire, if they do; drives the refresh scheduler.
+    pub credentials_expire_at: Option<Timestamp>,
+}
+
+/// Renewed credentials, which the gateway persists before using them (X and Bluesky refresh
+/// tokens are single-use).
+#[derive(Debug, Clone)]
+pub struct RefreshedCredentials {
+    /// The new credentials document.
+    pub credentials: Credentials,
+    /// When they expire, if they do.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// The start of an OAuth connect flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthRequest {
+    /// The opaque `state` the platform echoes to the callback (single use, checked there).
+    pub state: String,
+    /// The gateway's callback, `{INBOX_PUBLIC_URL}/api/v1/oauth/{platform}/callback`; it must
+    /// be registered with the platform app.
+    pub redirect_uri: String,
+    /// PKCE S256 challenge, for flows with `OAuthFlow::pkce`.
+    pub code_challenge: Option<String>,
+}
+
+/// The platform's redirect back to the gateway, with what the exchange needs.
+#[derive(Clone)]
+pub struct OAuthCallback {
+    /// The authorization code.
+    pub code: String,
+    /// The same `redirect_uri` as in the request (platforms compare them).
+    pub redirect_uri: String,
+    /// The PKCE verifier, for flows with `OAuthFlow::pkce`.
+    pub code_verifier: Option<String>,
+}
+
+impl fmt::Debug for OAuthCallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthCallback")
+            .field("redirect_uri", &self.redirect_uri)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How the gateway wants inbound events for an account.
@@ -90,6 +133,10 @@ pub struct ConversationTarget {
     pub platform_conversation_id: String,
     /// The participant's platform id.
     pub participant_id: String,
+    /// The platform id of the participant's newest message in the thread, where the gateway
+    /// knows it (among the thread's latest 50): WhatsApp marks a thread read by its last
+    /// inbound message, Reddit replies to it (`/api/comment` on a message keeps the thread).
+    pub last_inbound_platform_message_id: Option<String>,
 }
 
 /// An attachment to send, by URL.

@@ -6,9 +6,10 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 
 use crate::{
-    AccountContext, Capabilities, ConnectedAccount, ConversationTarget, Credentials, FetchedMedia,
-    HandshakeResponse, InboundEvent, InboundMode, InboundSetup, OutboundMessage, PlatformKind,
-    PollBatch, Result, SentMessage, StartedConversation, WebhookRequest,
+    AccountContext, Capabilities, ConnectedAccount, ConversationTarget, FetchedMedia,
+    HandshakeResponse, InboundEvent, InboundMode, InboundSetup, OAuthCallback, OAuthRequest,
+    OutboundMessage, Participant, PlatformKind, PollBatch, RefreshedCredentials, Result,
+    SentMessage, StartedConversation, WebhookRequest,
 };
 
 /// One messaging platform, as the rest of the gateway sees it.
@@ -148,12 +149,37 @@ pub trait Platform: Debug + Send + Sync + 'static {
     async fn mark_read(&self, account: &AccountContext, target: &ConversationTarget) -> Result<()>;
 
     /// Renews expiring credentials and returns them; the gateway persists them before using
-    /// them (X refresh tokens rotate on every use). `NotSupported` where credentials do not
-    /// expire (Telegram).
+    /// them (X refresh tokens rotate on every use), runs at most one refresh per account at a
+    /// time across replicas, and schedules it by `capabilities().credential_refresh`.
+    /// `NotSupported` where credentials do not expire (Telegram).
     ///
     /// # Errors
-    /// `ReauthRequired` when the platform refuses for good (e.g. `invalid_grant`).
-    async fn refresh_credentials(&self, account: &AccountContext) -> Result<Credentials>;
+    /// `ReauthRequired` when the platform refuses for good (e.g. `invalid_grant`, Meta code
+    /// 190); transient errors (`Unavailable`) are retried by the scheduler.
+    async fn refresh_credentials(&self, account: &AccountContext) -> Result<RefreshedCredentials>;
+
+    /// The platform's authorization URL for the OAuth connect flow (`POST /connect/{platform}`),
+    /// carrying `request.state`, `request.redirect_uri` and, with PKCE, the code challenge.
+    /// `NotSupported` where `capabilities().oauth` is `None`.
+    fn oauth_authorize_url(&self, request: &OAuthRequest) -> Result<String>;
+
+    /// Exchanges the callback's code for credentials and describes every account they grant
+    /// (Facebook: one per page granted; Instagram: short-lived tokens already exchanged for
+    /// long-lived ones). `NotSupported` where `capabilities().oauth` is `None`.
+    ///
+    /// # Errors
+    /// `InvalidInput` when the platform refuses the code (expired, reused, wrong verifier).
+    async fn oauth_exchange(&self, callback: &OAuthCallback) -> Result<Vec<ConnectedAccount>>;
+
+    /// Looks up a participant's profile (name, username, picture) by their platform id, for
+    /// inbound payloads that carry only ids. The gateway caches results and counts the call
+    /// against the account's read budget. `NotSupported` where `capabilities().profile_lookup`
+    /// is false.
+    async fn fetch_participant(
+        &self,
+        account: &AccountContext,
+        participant_id: &str,
+    ) -> Result<Participant>;
 
     /// Downloads media the platform only serves with the account's credentials (Telegram
     /// `file_id` references, which would otherwise expose the bot token). `url` is an

@@ -5,7 +5,11 @@
 //! JSON form is RFC 3339 in UTC with a `Z`, without fractional digits when there are none
 //! (`2025-01-15T10:30:01Z`), as in SPEC.md's examples.
 
-use std::{fmt, ops::Add, time::Duration};
+use std::{
+    fmt,
+    ops::{Add, Sub},
+    time::Duration,
+};
 
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -68,6 +72,14 @@ impl Add<Duration> for Timestamp {
     fn add(self, rhs: Duration) -> Timestamp {
         let millis = i64::try_from(rhs.as_millis()).unwrap_or(i64::MAX);
         Timestamp::from_unix_millis(self.unix_millis().saturating_add(millis))
+    }
+}
+
+impl Sub<Duration> for Timestamp {
+    type Output = Timestamp;
+    fn sub(self, rhs: Duration) -> Timestamp {
+        let millis = i64::try_from(rhs.as_millis()).unwrap_or(i64::MAX);
+        Timestamp::from_unix_millis(self.unix_millis().saturating_sub(millis))
     }
 }
 

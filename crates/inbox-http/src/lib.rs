@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 mod client;
+mod metered;
 mod retry;
 mod retry_after;
 mod send;
@@ -12,6 +13,7 @@ mod send;
 mod scripted;
 
 pub use client::{ClientOptions, DEFAULT_USER_AGENT};
+pub use metered::{Meter, UsageReader, send_metered};
 pub use retry::{Attempt, AttemptContext, BackoffConfig, RetryConfig, RetryError, retry};
 pub use retry_after::{parse_retry_after, retry_after};
 pub use send::{

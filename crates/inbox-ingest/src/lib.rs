@@ -5,6 +5,10 @@
 //! * [`processor`]: claims stored raw payloads, parses them with their adapter, routes events to
 //!   accounts and applies them (messages + events + deliveries in one transaction).
 //! * [`pollers`]: one leased poll loop per polled account, storing payloads and cursor together.
+//! * [`profiles`]: names participants the payload knows only by id (stored name, cache, or
+//!   the platform's profile API within the account's read budget).
+//! * [`refresh`]: renews expiring credentials before they lapse, one refresh per account at a
+//!   time across replicas.
 //! * [`Inbound`]: ties them together and decides, per account, between webhook and polling when
 //!   an account is connected, disconnected, or the gateway starts.
 #![warn(missing_docs)]
@@ -12,7 +16,9 @@
 pub mod endpoints;
 pub mod pollers;
 pub mod processor;
+pub mod profiles;
 mod raw_writer;
+pub mod refresh;
 
 use std::sync::Arc;
 
@@ -25,6 +31,7 @@ pub use endpoints::InboundState;
 pub use pollers::{PollerConfig, Pollers};
 pub use processor::ProcessorConfig;
 pub use raw_writer::RawWriter;
+pub use refresh::{CredentialRefresher, RefreshConfig};
 
 /// Inbound settings.
 #[derive(Debug, Clone)]
@@ -38,6 +45,8 @@ pub struct InboundConfig {
     pub processor: ProcessorConfig,
     /// Poller settings.
     pub pollers: PollerConfig,
+    /// Credential refresh settings.
+    pub refresh: RefreshConfig,
 }
 
 impl InboundConfig {
@@ -48,6 +57,7 @@ impl InboundConfig {
             raw_batch: 1024,
             processor: ProcessorConfig::new(owner),
             pollers: PollerConfig::new(owner),
+            refresh: RefreshConfig::new(owner),
         }
     }
 }
@@ -60,6 +70,7 @@ pub struct Inbound {
     public_url: Option<String>,
     state: InboundState,
     pollers: Pollers,
+    refresher: CredentialRefresher,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -74,7 +85,7 @@ impl Inbound {
     ) -> Self {
         let writer = RawWriter::start(store.clone(), config.raw_batch);
         let state = InboundState::new(store.clone(), platforms.clone(), writer);
-        let pollers = Pollers::new(store.clone(), platforms.clone(), config.pollers);
+
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         tasks.spawn(processor::run_processor(
@@ -83,12 +94,20 @@ impl Inbound {
             config.processor,
             shutdown.clone(),
         ));
+        let refresher = CredentialRefresher::new(store.clone(), platforms.clone(), config.refresh);
+        let pollers = Pollers::new(store.clone(), platforms.clone(), config.pollers)
+            .with_refresher(refresher.clone());
+        tasks.spawn(refresh::run_refresh_scheduler(
+            refresher.clone(),
+            shutdown.clone(),
+        ));
         Inbound {
             store,
             platforms,
             public_url: config.public_url,
             state,
             pollers,
+            refresher,
             shutdown,
             tasks,
         }
@@ -97,6 +116,15 @@ impl Inbound {
     /// The public inbound routes.
     pub fn router(&self) -> axum::Router {
         endpoints::router(self.state.clone())
+    }
+
+    /// Renews an account's credentials now (the API calls this when a platform says they
+    /// expired mid-request), sharing the scheduler's single-flight lease.
+    ///
+    /// # Errors
+    /// As [`CredentialRefresher::refresh`].
+    pub async fn refresh_credentials(&self, account: &Account) -> Result<(), Error> {
+        self.refresher.refresh(account).await.map(|_| ())
     }
 
     /// The poll loops (for inspection in tests).
@@ -183,7 +211,45 @@ impl Inbound {
                     tracing::warn!(account = %account.id, platform = %account.platform, error = %err, "resuming inbound failed");
                 }
             }
+            this.watch_polled_accounts().await;
         });
+    }
+
+    /// Keeps a poll loop running in this process for every active polled account, also those
+    /// connected through another replica after this one started: each replica runs a loop per
+    /// account and the `poll:{accountId}` lease picks the one that polls, so when that replica
+    /// dies another takes its accounts over once the lease expires. Loops end by themselves
+    /// when an account is disconnected or needs reauthorisation.
+    async fn watch_polled_accounts(&self) {
+        const RESCAN: std::time::Duration = std::time::Duration::from_secs(10);
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(RESCAN) => {}
+                () = self.shutdown.cancelled() => return,
+            }
+            let accounts = match self.store.list_all_accounts(None).await {
+                Ok(accounts) => accounts,
+                Err(err) => {
+                    tracing::warn!(error = %err, "listing accounts for the pollers failed");
+                    continue;
+                }
+            };
+            for account in accounts {
+                if account.status != AccountStatus::Active || self.pollers.is_running(&account.id) {
+                    continue;
+                }
+                let Ok(platform) = self.platforms.get(account.platform) else {
+                    continue;
+                };
+                let modes = &platform.capabilities().inbound_modes;
+                let pushed = modes.first() == Some(&InboundMode::WebhookPerApp)
+                    || (self.public_url.is_some()
+                        && modes.contains(&InboundMode::WebhookPerAccount));
+                if modes.contains(&InboundMode::Polling) && !pushed {
+                    self.pollers.start(&account);
+                }
+            }
+        }
     }
 
     /// Stops the processor and the pollers after the work in hand.

@@ -6,6 +6,12 @@
 //! in one transaction before the next poll, so a restart neither loses nor repeats events.
 //! Errors back off with jitter; an account whose credentials were revoked is marked
 //! `reauth_required` and its loop stops.
+//!
+//! Polls draw from the account's `Read` (and `Any`) rate budgets — the same budgets, in the
+//! same store, as the API's calls — before each call, and wait while they are exhausted, so a
+//! platform's read limit becomes the poll cadence (X: 15 DM lookups per 15 minutes, one a
+//! minute). A throttled poll (a retry hint from the platform) holds those budgets back until
+//! the platform's reset.
 
 use std::{
     collections::HashMap,
@@ -13,7 +19,10 @@ use std::{
     time::Duration,
 };
 
-use inbox_core::{Account, AccountId, AccountStatus, Error, PlatformRegistry};
+use inbox_core::{
+    Account, AccountId, AccountStatus, BudgetCall, BudgetOperation, BudgetReport, Error,
+    PlatformRegistry, Pushback, RateBudgets, Unlimited,
+};
 use inbox_store::Store;
 use rand::Rng;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -33,6 +42,8 @@ pub struct PollerConfig {
     pub backoff_min: Duration,
     /// Largest backoff.
     pub backoff_max: Duration,
+    /// The platforms' rate budgets polls draw from (the server's, shared with the API).
+    pub budgets: Arc<dyn RateBudgets>,
 }
 
 impl PollerConfig {
@@ -44,6 +55,7 @@ impl PollerConfig {
             standby_interval: Duration::from_secs(5),
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
+            budgets: Arc::new(Unlimited),
         }
     }
 }
@@ -57,6 +69,7 @@ pub struct Pollers {
     running: Arc<Mutex<HashMap<AccountId, CancellationToken>>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    refresher: Option<crate::CredentialRefresher>,
 }
 
 impl Pollers {
@@ -73,7 +86,16 @@ impl Pollers {
             running: Arc::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            refresher: None,
         }
+    }
+
+    /// Renews credentials a poll finds expired (X and Reddit `401`, Bluesky `ExpiredToken`)
+    /// through `refresher` — single-flight across replicas — and polls once more, instead of
+    /// taking the refusal for a revocation. Without it such a refusal marks the account.
+    pub fn with_refresher(mut self, refresher: crate::CredentialRefresher) -> Self {
+        self.refresher = Some(refresher);
+        self
     }
 
     /// Starts the loop for `account` unless one is running.
@@ -136,14 +158,23 @@ impl Pollers {
     async fn poll_loop(&self, account_id: &AccountId, stop: &CancellationToken) {
         let lease = lease_name(account_id);
         let mut failures = 0u32;
+        let mut holding = false;
         while !stop.is_cancelled() {
             match self
                 .store
                 .try_lease(&lease, &self.config.owner, self.config.lease)
                 .await
             {
-                Ok(true) => {}
+                Ok(true) => {
+                    if !holding {
+                        // Said once per takeover, so operators (and the scale-out tests) see
+                        // which replica polls which account.
+                        tracing::info!(account = %account_id, owner = %self.config.owner, "took the poll lease; this replica polls the account");
+                        holding = true;
+                    }
+                }
                 Ok(false) => {
+                    holding = false;
                     // Another replica polls this account; check again later in case it died.
                     sleep_or_stop(self.config.standby_interval, stop).await;
                     continue;
@@ -184,6 +215,23 @@ impl Pollers {
             return Ok(false);
         }
         let platform = self.platforms.get(account.platform)?.clone();
+        let budget = BudgetCall::new(
+            account.platform,
+            BudgetOperation::Read,
+            &account.platform_account_id,
+        );
+        match self.config.budgets.acquire(&budget).await {
+            Ok(()) => {}
+            Err(Error::RateLimited { retry_after }) => {
+                // Wait in slices of a third of the lease, so the loop renews the lease
+                // between them and no other replica takes the account over meanwhile.
+                metrics::counter!("inbox_poll_budget_waits_total", "platform" => account.platform.as_str())
+                    .increment(1);
+                sleep_or_stop(retry_after.min(self.config.lease / 3), stop).await;
+                return Ok(true);
+            }
+            Err(err) => return Err(err),
+        }
         let context = self.store.account_context(account_id).await?;
         let cursor = self.store.poll_cursor(account_id).await?;
         // Keep the lease alive while the platform holds the long poll; if another replica
@@ -204,6 +252,22 @@ impl Pollers {
                 }
                 () = stop.cancelled() => return Ok(false),
             }
+        };
+        // A refusal of credentials that renew may only mean they expired (a token that
+        // lapsed while the gateway was down): renew them and poll once more; a second refusal,
+        // or a refused renewal (which marks the account itself), is final.
+        let batch = match (batch, &self.refresher) {
+            (Err(err @ Error::ReauthRequired { .. }), Some(refresher))
+                if platform.capabilities().credential_refresh.is_some() =>
+            {
+                tracing::info!(account = %account_id, error = %err, "the platform refused the credentials; renewing them");
+                match refresher.refresh(&account).await {
+                    Ok(context) => platform.poll(&context, cursor.as_deref()).await,
+                    Err(Error::ReauthRequired { .. }) => return Ok(false),
+                    Err(other) => Err(other),
+                }
+            }
+            (batch, _) => batch,
         };
         match batch {
             Ok(batch) => {
@@ -228,7 +292,26 @@ impl Pollers {
                 Ok(false)
             }
             Err(Error::NotSupported { .. }) => Ok(false),
-            Err(err) => Err(err),
+            Err(err) => {
+                if let Error::RateLimited { retry_after }
+                | Error::Unavailable {
+                    retry_after: Some(retry_after),
+                    ..
+                } = &err
+                {
+                    self.config
+                        .budgets
+                        .report(&BudgetReport {
+                            call: budget,
+                            budget: None,
+                            pushback: Pushback::Exhausted {
+                                retry_after: *retry_after,
+                            },
+                        })
+                        .await;
+                }
+                Err(err)
+            }
         }
     }
 

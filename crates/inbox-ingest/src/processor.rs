@@ -9,9 +9,11 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use inbox_core::{InboundKind, PlatformRegistry};
+use inbox_core::{InboundKind, PlatformRegistry, RateBudgets, Unlimited};
 use inbox_store::{RawEvent, Store};
 use tokio_util::sync::CancellationToken;
+
+use crate::profiles::{ProfileCache, Profiles};
 
 /// Processor settings.
 #[derive(Debug, Clone)]
@@ -26,6 +28,10 @@ pub struct ProcessorConfig {
     pub idle_poll: Duration,
     /// Claims of one raw event before it is given up as undeliverable.
     pub max_attempts: u32,
+    /// The rate budgets profile lookups are charged to (the server's limiter).
+    pub budgets: Arc<dyn RateBudgets>,
+    /// How long a looked-up participant name is reused.
+    pub profile_ttl: Duration,
 }
 
 impl ProcessorConfig {
@@ -39,6 +45,9 @@ impl ProcessorConfig {
             lease: Duration::from_secs(30),
             idle_poll: Duration::from_millis(500),
             max_attempts: 10,
+            budgets: Arc::new(Unlimited),
+            // Names change rarely; a day keeps lookups to about one per person per day.
+            profile_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -51,6 +60,10 @@ pub async fn run_processor(
     shutdown: CancellationToken,
 ) {
     let wake = store.raw_events_notify();
+    let profiles = Profiles {
+        cache: ProfileCache::new(config.profile_ttl, 50_000),
+        budgets: config.budgets.clone(),
+    };
     let mut failures = 0u32;
     while !shutdown.is_cancelled() {
         let claimed = match store
@@ -81,15 +94,24 @@ pub async fn run_processor(
             continue;
         }
         for raw in claimed {
-            process(store.as_ref(), &platforms, &raw, config.max_attempts).await;
+            process(
+                store.as_ref(),
+                &platforms,
+                &profiles,
+                &raw,
+                config.max_attempts,
+            )
+            .await;
         }
     }
 }
 
 /// Processes one raw event. Errors are logged here: the processor never stops on one event.
+/// Participants the payload names only by id are named through `profiles` first.
 pub async fn process(
     store: &dyn Store,
     platforms: &PlatformRegistry,
+    profiles: &Profiles,
     raw: &RawEvent,
     max_attempts: u32,
 ) {
@@ -119,7 +141,7 @@ pub async fn process(
     let events = match platform.parse_inbound(&raw.payload) {
         Ok(events) => events,
         Err(err) => {
-            tracing::warn!(raw_event = %raw.id, platform = platform_name, error = %err, "inbound payload not parseable; kept raw");
+            tracing::warn!(raw_event = %raw.id, platform = platform_name, account = ?raw.account_id, error = %err, "inbound payload not parseable; kept raw");
             metrics::counter!("inbox_inbound_unparseable_total", "platform" => platform_name)
                 .increment(1);
             finish(store, raw, Some(&err.to_string())).await;
@@ -131,7 +153,7 @@ pub async fn process(
     let mut by_account: BTreeMap<Option<String>, Vec<InboundKind>> = BTreeMap::new();
     for event in events {
         if let InboundKind::Ignored { reason } = &event.kind {
-            tracing::info!(raw_event = %raw.id, platform = platform_name, reason = %reason, "inbound event not mapped; kept raw");
+            tracing::info!(raw_event = %raw.id, platform = platform_name, account = ?raw.account_id, reason = %reason, "inbound event not mapped; kept raw");
             metrics::counter!("inbox_inbound_ignored_total", "platform" => platform_name)
                 .increment(1);
             continue;
@@ -144,7 +166,7 @@ pub async fn process(
 
     let mut applied_any = false;
     let mut unrouted = Vec::new();
-    for (platform_account_id, kinds) in by_account {
+    for (platform_account_id, mut kinds) in by_account {
         let account = match (&raw.account_id, &platform_account_id) {
             (Some(id), _) => store.find_account(id).await,
             (None, Some(platform_id)) => {
@@ -172,6 +194,9 @@ pub async fn process(
                 return;
             }
         };
+        profiles
+            .name_participants(store, platform, &account, &mut kinds)
+            .await;
         match store.apply_inbound(&raw.id, &account, kinds).await {
             Ok(applied) => {
                 applied_any = true;

@@ -94,6 +94,8 @@ impl Harness {
                 username: connected.username,
                 credentials: connected.credentials,
                 inbound_secret: Some(SecretString::from("s3cret_Secret-token")),
+                credentials_expire_at: None,
+                refresh_due_at: None,
             })
             .await
             .unwrap()

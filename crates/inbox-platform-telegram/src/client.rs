@@ -5,10 +5,10 @@
 //! The token is part of every URL, so URLs never leave this module: transport errors have it
 //! removed (`reqwest::Error::without_url`) and logs name only the method.
 
-use std::{fmt, time::Duration};
+use std::{fmt, sync::Arc, time::Duration};
 
 use http::StatusCode;
-use inbox_core::{Error, Result};
+use inbox_core::{BudgetCall, BudgetReport, Error, Pushback, RateBudgets, Result};
 use inbox_http::{
     Attempt, HttpFailure, RetryConfig, RetryError, Snapshot, Transience, classify_status,
     classify_transport, retry, retry_after, send_with_retry,
@@ -96,22 +96,27 @@ impl From<RetryError<CallError>> for CallError {
 
 /// How one method is called.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Call {
+pub(crate) struct Call<'a> {
     /// Whether repeating the call is harmless, so that timeouts may be retried. Sends are not:
     /// a send that timed out may have been delivered.
     pub(crate) idempotent: bool,
     /// A fixed request timeout (long polls); otherwise the client's, bounded by the budget.
     pub(crate) timeout: Option<Duration>,
+    /// The rate budget flood control on this call is reported against, with the call's
+    /// identities (bot and chat).
+    pub(crate) budget: Option<(BudgetCall<'a>, &'static str)>,
 }
 
-impl Call {
-    pub(crate) const IDEMPOTENT: Call = Call {
+impl Call<'_> {
+    pub(crate) const IDEMPOTENT: Call<'static> = Call {
         idempotent: true,
         timeout: None,
+        budget: None,
     };
-    pub(crate) const SEND: Call = Call {
+    pub(crate) const SEND: Call<'static> = Call {
         idempotent: false,
         timeout: None,
+        budget: None,
     };
 }
 
@@ -122,6 +127,7 @@ pub(crate) struct BotApi {
     base: String,
     retry: RetryConfig,
     request_timeout: Duration,
+    budgets: Arc<dyn RateBudgets>,
 }
 
 impl BotApi {
@@ -131,6 +137,7 @@ impl BotApi {
             base: config.api_base().to_owned(),
             retry: config.retry().clone(),
             request_timeout: config.http().request_timeout,
+            budgets: config.budgets().clone(),
         })
     }
 
@@ -140,7 +147,7 @@ impl BotApi {
         token: &BotToken,
         method: &'static str,
         params: &serde_json::Value,
-        call: Call,
+        call: Call<'_>,
     ) -> std::result::Result<T, CallError> {
         let url = format!("{}/bot{}/{method}", self.base, token.expose());
         let result = retry(&self.retry, |ctx| {
@@ -166,6 +173,21 @@ impl BotApi {
                 | Attempt::RetryAfter { error, .. } = &attempt
                 {
                     tracing::debug!(method, attempt = ctx.number, %error, "Telegram call failed");
+                }
+                // Told before waiting, so every other sender to this chat (on any replica)
+                // holds back until Telegram takes messages again.
+                if let (Attempt::RetryAfter { after, .. }, Some((budget_call, budget))) =
+                    (&attempt, call.budget)
+                {
+                    self.budgets
+                        .report(&BudgetReport {
+                            call: budget_call,
+                            budget: Some(budget),
+                            pushback: Pushback::Exhausted {
+                                retry_after: *after,
+                            },
+                        })
+                        .await;
                 }
                 attempt
             }

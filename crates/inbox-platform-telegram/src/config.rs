@@ -1,9 +1,9 @@
 //! `TelegramConfig`: where the Bot API lives and how patiently to talk to it. Built once by the
 //! server from its configuration (`INBOX_TELEGRAM_API_BASE`); library code reads no environment.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use inbox_core::{Error, Result};
+use inbox_core::{Error, RateBudgets, Result, Unlimited};
 use inbox_http::{ClientOptions, RetryConfig};
 
 /// The longest long poll Telegram honours (`LONG_POLL_MAX_TIMEOUT` in tdlib's server).
@@ -20,6 +20,7 @@ pub struct TelegramConfig {
     retry: RetryConfig,
     allowed_updates: Vec<String>,
     http: ClientOptions,
+    budgets: Arc<dyn RateBudgets>,
 }
 
 impl TelegramConfig {
@@ -35,6 +36,7 @@ impl TelegramConfig {
                 .map(|s| (*s).to_owned())
                 .collect(),
             http: ClientOptions::default(),
+            budgets: Arc::new(Unlimited),
         }
     }
 
@@ -62,6 +64,11 @@ impl TelegramConfig {
     pub fn http(&self) -> &ClientOptions {
         &self.http
     }
+
+    /// Where flood control (`429` with `retry_after`) is reported.
+    pub fn budgets(&self) -> &Arc<dyn RateBudgets> {
+        &self.budgets
+    }
 }
 
 /// Builds a [`TelegramConfig`]; see [`TelegramConfig::builder`].
@@ -72,6 +79,7 @@ pub struct TelegramConfigBuilder {
     retry: RetryConfig,
     allowed_updates: Vec<String>,
     http: ClientOptions,
+    budgets: Arc<dyn RateBudgets>,
 }
 
 impl TelegramConfigBuilder {
@@ -108,6 +116,13 @@ impl TelegramConfigBuilder {
     /// HTTP client options (timeouts, `User-Agent`).
     pub fn http(mut self, http: ClientOptions) -> Self {
         self.http = http;
+        self
+    }
+
+    /// The rate budgets flood control is reported to (default: none, [`Unlimited`]), so the
+    /// gateway's limiter holds every sender to the chat back until Telegram's `retry_after`.
+    pub fn budgets(mut self, budgets: Arc<dyn RateBudgets>) -> Self {
+        self.budgets = budgets;
         self
     }
 
@@ -153,6 +168,7 @@ impl TelegramConfigBuilder {
             retry: self.retry,
             allowed_updates: self.allowed_updates,
             http: self.http,
+            budgets: self.budgets,
         })
     }
 }

@@ -12,10 +12,11 @@ use std::{fmt, time::Duration};
 
 use async_trait::async_trait;
 use inbox_core::{
-    AccountContext, AttachmentKind, BudgetOperation, BudgetScope, Capabilities, ConnectedAccount,
-    ConversationTarget, Credentials, Error, FetchedMedia, HandshakeResponse, InboundEvent,
-    InboundMode, InboundSetup, OutboundMessage, Platform, PlatformKind, PollBatch, RateBudget,
-    Result, SentMessage, StartedConversation, TextLimit, TextUnit, WebhookRequest, WindowRule,
+    AccountContext, AttachmentKind, BudgetCall, BudgetOperation, BudgetScope, Capabilities,
+    ConnectedAccount, ConversationTarget, Credentials, Error, FetchedMedia, HandshakeResponse,
+    InboundEvent, InboundMode, InboundSetup, OAuthCallback, OAuthRequest, OutboundMessage,
+    Participant, Platform, PlatformKind, PollBatch, RateBudget, RefreshedCredentials, Result,
+    SentMessage, StartedConversation, TextLimit, TextUnit, WebhookRequest, WindowRule,
 };
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -36,6 +37,9 @@ pub const TEXT_LIMIT: usize = 4096;
 /// Telegram's limit on captions, in UTF-16 code units
 /// (<https://core.telegram.org/bots/api#sendphoto>).
 pub const CAPTION_LIMIT: usize = 1024;
+
+/// The budget of messages per chat; flood control on a send is reported against it.
+pub const SEND_PER_CHAT: &str = "send_per_chat";
 
 /// The credentials document: `{"botToken": "123456:ABC-…"}`.
 #[derive(Serialize, Deserialize)]
@@ -119,24 +123,29 @@ fn capabilities() -> Capabilities {
         start_conversation: false,
         message_tags: false,
         templates: false,
-        refreshable_credentials: false,
+        credential_refresh: None,
+        oauth: None,
+        profile_lookup: false,
         // The Bot FAQ: "avoid sending more than one message per second" in a chat, and about 30
-        // messages per second overall (<https://core.telegram.org/bots/faq>).
+        // messages per second overall (<https://core.telegram.org/bots/faq>). Per chat that is
+        // a spacing rule (burst 1). Per bot, 10 may go at once (replies to several chats at the
+        // same moment), which leaves 21/s sustained so no second ever sees more than 30.
         rate_budgets: vec![
-            RateBudget {
-                name: "send_per_chat",
-                scope: BudgetScope::Conversation,
-                operation: BudgetOperation::Send,
-                count: 1,
-                period: Duration::from_secs(1),
-            },
-            RateBudget {
-                name: "send_per_bot",
-                scope: BudgetScope::Account,
-                operation: BudgetOperation::Send,
-                count: 30,
-                period: Duration::from_secs(1),
-            },
+            RateBudget::new(
+                SEND_PER_CHAT,
+                BudgetScope::Conversation,
+                BudgetOperation::Send,
+                1,
+                Duration::from_secs(1),
+            ),
+            RateBudget::new(
+                "send_per_bot",
+                BudgetScope::Account,
+                BudgetOperation::Send,
+                30,
+                Duration::from_secs(1),
+            )
+            .with_burst(10),
         ],
     }
 }
@@ -224,6 +233,7 @@ impl Platform for Telegram {
             credentials: Credentials::from_value(&TelegramCredentials {
                 bot_token: token.expose().to_owned(),
             })?,
+            credentials_expire_at: None,
         })
     }
 
@@ -320,6 +330,7 @@ impl Platform for Telegram {
         let call = Call {
             idempotent: true,
             timeout: Some(self.config.long_poll() + self.config.http().request_timeout),
+            budget: None,
         };
         let updates: Vec<Value> = self
             .api
@@ -404,9 +415,19 @@ impl Platform for Telegram {
             params["reply_parameters"] =
                 json!({"message_id": message_id, "allow_sending_without_reply": true});
         }
+        let budget_call = BudgetCall::new(
+            PLATFORM,
+            BudgetOperation::Send,
+            &account.platform_account_id,
+        )
+        .in_conversation(&target.platform_conversation_id);
+        let call = Call {
+            budget: Some((budget_call, SEND_PER_CHAT)),
+            ..Call::SEND
+        };
         match self
             .api
-            .call::<wire::Message>(&token, method, &params, Call::SEND)
+            .call::<wire::Message>(&token, method, &params, call)
             .await
         {
             Ok(sent) => Ok(normalize::sent_message(&sent)),
@@ -446,11 +467,39 @@ impl Platform for Telegram {
         })
     }
 
-    async fn refresh_credentials(&self, _account: &AccountContext) -> Result<Credentials> {
+    async fn refresh_credentials(&self, _account: &AccountContext) -> Result<RefreshedCredentials> {
         // Bot tokens do not expire; they are revoked, which surfaces as ReauthRequired.
         Err(Error::NotSupported {
             platform: PLATFORM,
             operation: "refreshing credentials",
+        })
+    }
+
+    fn oauth_authorize_url(&self, _request: &OAuthRequest) -> Result<String> {
+        // Bots are connected with the token @BotFather issues, not through OAuth.
+        Err(Error::NotSupported {
+            platform: PLATFORM,
+            operation: "connecting through OAuth",
+        })
+    }
+
+    async fn oauth_exchange(&self, _callback: &OAuthCallback) -> Result<Vec<ConnectedAccount>> {
+        Err(Error::NotSupported {
+            platform: PLATFORM,
+            operation: "connecting through OAuth",
+        })
+    }
+
+    async fn fetch_participant(
+        &self,
+        _account: &AccountContext,
+        _participant_id: &str,
+    ) -> Result<Participant> {
+        // Every update carries the sender's names; the Bot API has no lookup by user id for
+        // users who are not chat members.
+        Err(Error::NotSupported {
+            platform: PLATFORM,
+            operation: "looking up profiles",
         })
     }
 

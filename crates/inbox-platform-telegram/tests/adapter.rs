@@ -59,6 +59,7 @@ fn target() -> inbox_core::ConversationTarget {
     inbox_core::ConversationTarget {
         platform_conversation_id: ALICE.to_string(),
         participant_id: ALICE.to_string(),
+        last_inbound_platform_message_id: None,
     }
 }
 

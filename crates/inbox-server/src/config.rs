@@ -16,6 +16,9 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
+mod social;
+pub use social::{RedditSettings, XSettings};
+
 /// A configuration problem, naming the variable it concerns.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {variable}: {message}")]
@@ -79,6 +82,53 @@ pub struct Settings {
     pub delivery: DeliverySettings,
     /// `INBOX_SHUTDOWN_GRACE_SECS`: how long shutdown waits for in-flight work.
     pub shutdown_grace: Duration,
+    /// `REDIS_URL`: where rate limits are shared; `None` keeps them in process.
+    pub redis_url: Option<String>,
+    /// `INBOX_API_RATE_LIMIT`: requests per minute per API key; 0 turns the limit off.
+    pub api_rate_limit: u32,
+    /// `INBOX_RATE_BUDGETS`: operators' overrides of the platforms' rate budgets. Whether
+    /// each names a budget an adapter declares is checked when the adapters are built.
+    pub rate_budgets: Vec<inbox_ratelimit::BudgetOverride>,
+    /// The Meta apps and hosts (Instagram, Facebook, WhatsApp).
+    pub meta: MetaSettings,
+    /// X (`INBOX_X_*`); `None` when `INBOX_X_CLIENT_ID` is unset, and X is then not offered.
+    pub x: Option<XSettings>,
+    /// Reddit (`INBOX_REDDIT_*`); `None` when `INBOX_REDDIT_CLIENT_ID` is unset.
+    pub reddit: Option<RedditSettings>,
+    /// `INBOX_BLUESKY_SERVICE`: where Bluesky accounts log in unless they name a `service`.
+    pub bluesky_service: Url,
+}
+
+/// The Meta platforms' settings. Without an app's secret its webhooks cannot be verified and
+/// are refused; without an app id and secret its OAuth connect answers a clear error; the
+/// adapters are registered either way, so accounts connect with credentials.
+#[derive(Debug, Clone)]
+pub struct MetaSettings {
+    /// `INBOX_META_APP_ID`: the Meta app (Facebook Login).
+    pub app_id: Option<String>,
+    /// `INBOX_META_APP_SECRET`: signs Facebook, WhatsApp (and possibly Instagram) webhooks.
+    pub app_secret: Option<SecretString>,
+    /// `INBOX_META_VERIFY_TOKEN`: the webhook subscription handshake's token.
+    pub verify_token: Option<SecretString>,
+    /// `INBOX_INSTAGRAM_APP_ID`: the Instagram app (Instagram Login).
+    pub instagram_app_id: Option<String>,
+    /// `INBOX_INSTAGRAM_APP_SECRET`: OAuth, token exchange, and Instagram webhooks.
+    pub instagram_app_secret: Option<SecretString>,
+    /// `INBOX_GRAPH_API_BASE` (Facebook and WhatsApp), without a version.
+    pub graph_api_base: String,
+    /// `INBOX_INSTAGRAM_API_BASE`, without a version.
+    pub instagram_api_base: String,
+    /// `INBOX_GRAPH_API_VERSION`, e.g. `v24.0`.
+    pub graph_api_version: String,
+    /// `INBOX_INSTAGRAM_OAUTH_BASE`: Instagram's authorize page and code exchange.
+    pub instagram_oauth_base: String,
+    /// `INBOX_FACEBOOK_OAUTH_BASE`: where the Facebook Login dialog lives.
+    pub facebook_oauth_base: String,
+    /// `INBOX_INSTAGRAM_REFRESH_LEAD_SECS`: renew Instagram tokens this long before expiry.
+    pub instagram_refresh_lead: Duration,
+    /// `INBOX_INSTAGRAM_REFRESH_MIN_AGE_SECS`: never renew younger tokens (Instagram's rule
+    /// is 24 h; lower only against a fake).
+    pub instagram_refresh_min_age: Duration,
 }
 
 impl Settings {
@@ -147,11 +197,63 @@ struct RawSettings {
     webhook_retry_schedule: Option<String>,
     #[serde(deserialize_with = "lenient")]
     shutdown_grace_secs: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    redis_url: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    api_rate_limit: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    rate_budgets: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    meta_app_id: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    meta_app_secret: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    meta_verify_token: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    instagram_app_id: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    instagram_app_secret: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    graph_api_base: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    instagram_api_base: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    graph_api_version: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    instagram_oauth_base: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    facebook_oauth_base: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    instagram_refresh_lead_secs: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    instagram_refresh_min_age_secs: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    x_client_id: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    x_client_secret: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    x_consumer_secret: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    x_api_base: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    x_authorize_url: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    reddit_client_id: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    reddit_client_secret: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    reddit_user_agent: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    reddit_api_base: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    reddit_www_base: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    bluesky_service: Option<String>,
 }
 
 /// Every key, for reading values as plain strings (so `INBOX_LISTEN=8080` is not mistaken for
 /// a number and rejected for its type).
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 27] = [
     "listen",
     "public_url",
     "database_url",
@@ -165,12 +267,27 @@ const KEYS: [&str; 13] = [
     "webhook_lease_secs",
     "webhook_retry_schedule",
     "shutdown_grace_secs",
+    "meta_app_id",
+    "meta_app_secret",
+    "meta_verify_token",
+    "instagram_app_id",
+    "instagram_app_secret",
+    "graph_api_base",
+    "instagram_api_base",
+    "graph_api_version",
+    "instagram_oauth_base",
+    "facebook_oauth_base",
+    "instagram_refresh_lead_secs",
+    "instagram_refresh_min_age_secs",
+    "api_rate_limit",
+    "rate_budgets",
 ];
 
 /// The variable name of a key, for error messages.
 fn variable(key: &str) -> String {
     match key {
         "database_url" => "DATABASE_URL".into(),
+        "redis_url" => "REDIS_URL".into(),
         other => format!("INBOX_{}", other.to_ascii_uppercase()),
     }
 }
@@ -194,12 +311,12 @@ pub fn load(file: Option<PathBuf>) -> Result<Settings, ConfigError> {
     figment = figment
         .merge(
             Env::prefixed("INBOX_")
-                .only(&KEYS[..])
+                .only(&[&KEYS[..], &social::KEYS[..]].concat())
                 .map(|k| k.as_str().to_ascii_lowercase().into()),
         )
         .merge(
             Env::raw()
-                .only(&["DATABASE_URL"])
+                .only(&["DATABASE_URL", "REDIS_URL"])
                 .map(|k| k.as_str().to_ascii_lowercase().into()),
         );
     let raw: RawSettings = figment.extract().map_err(|err| {
@@ -361,11 +478,30 @@ fn validate(raw: RawSettings) -> Result<Settings, ConfigError> {
         ),
     };
 
+    let social = social::parse(
+        social::Raw {
+            x_client_id: raw.x_client_id,
+            x_client_secret: raw.x_client_secret,
+            x_consumer_secret: raw.x_consumer_secret,
+            x_api_base: raw.x_api_base,
+            x_authorize_url: raw.x_authorize_url,
+            reddit_client_id: raw.reddit_client_id,
+            reddit_client_secret: raw.reddit_client_secret,
+            reddit_user_agent: raw.reddit_user_agent,
+            reddit_api_base: raw.reddit_api_base,
+            reddit_www_base: raw.reddit_www_base,
+            bluesky_service: raw.bluesky_service,
+        },
+        public_url.is_some(),
+    )?;
     Ok(Settings {
         listen,
         public_url,
         database_url,
         encryption_key,
+        x: social.x,
+        reddit: social.reddit,
+        bluesky_service: social.bluesky_service,
         webhook_allow_private: parse_bool(
             "webhook_allow_private",
             raw.webhook_allow_private,
@@ -390,6 +526,175 @@ fn validate(raw: RawSettings) -> Result<Settings, ConfigError> {
             retry_schedule,
         },
         shutdown_grace: parse_secs("shutdown_grace_secs", raw.shutdown_grace_secs, 30, 1..=600)?,
+        redis_url: parse_redis_url(raw.redis_url)?,
+        api_rate_limit: parse_api_rate_limit(raw.api_rate_limit)?,
+        meta: parse_meta(MetaRaw {
+            app_id: raw.meta_app_id,
+            app_secret: raw.meta_app_secret,
+            verify_token: raw.meta_verify_token,
+            instagram_app_id: raw.instagram_app_id,
+            instagram_app_secret: raw.instagram_app_secret,
+            graph_api_base: raw.graph_api_base,
+            instagram_api_base: raw.instagram_api_base,
+            graph_api_version: raw.graph_api_version,
+            instagram_oauth_base: raw.instagram_oauth_base,
+            facebook_oauth_base: raw.facebook_oauth_base,
+            instagram_refresh_lead_secs: raw.instagram_refresh_lead_secs,
+            instagram_refresh_min_age_secs: raw.instagram_refresh_min_age_secs,
+        })?,
+        rate_budgets: match non_empty(raw.rate_budgets) {
+            None => Vec::new(),
+            Some(text) => inbox_ratelimit::parse_overrides(&text)
+                .map_err(|message| bad("INBOX_RATE_BUDGETS", message))?,
+        },
+    })
+}
+
+fn parse_redis_url(value: Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(text) = non_empty(value) else {
+        return Ok(None);
+    };
+    let shown = inbox_ratelimit::redact_url(&text);
+    if text.starts_with("rediss://") {
+        return Err(bad(
+            "REDIS_URL",
+            format!(
+                "`{shown}`: TLS to Redis is not built in; use redis:// on a private network or through a TLS tunnel"
+            ),
+        ));
+    }
+    let url = Url::parse(&text)
+        .map_err(|err| bad("REDIS_URL", format!("`{shown}` is not a URL: {err}")))?;
+    let host_ok = url.host().is_some() || matches!(url.scheme(), "unix" | "redis+unix");
+    if !matches!(url.scheme(), "redis" | "unix" | "redis+unix") || !host_ok {
+        return Err(bad(
+            "REDIS_URL",
+            format!("`{shown}` must look like redis://[:password@]host:6379[/db]"),
+        ));
+    }
+    Ok(Some(text))
+}
+
+fn parse_api_rate_limit(value: Option<String>) -> Result<u32, ConfigError> {
+    const MAX: u32 = 1_000_000;
+    let Some(text) = non_empty(value) else {
+        return Ok(600);
+    };
+    match text.parse::<u32>() {
+        Ok(n) if n <= MAX => Ok(n),
+        _ => Err(bad(
+            "INBOX_API_RATE_LIMIT",
+            format!("`{text}` is not a number of requests per minute from 0 (off) to {MAX}"),
+        )),
+    }
+}
+
+/// The Meta settings as written.
+struct MetaRaw {
+    app_id: Option<String>,
+    app_secret: Option<String>,
+    verify_token: Option<String>,
+    instagram_app_id: Option<String>,
+    instagram_app_secret: Option<String>,
+    graph_api_base: Option<String>,
+    instagram_api_base: Option<String>,
+    graph_api_version: Option<String>,
+    instagram_oauth_base: Option<String>,
+    facebook_oauth_base: Option<String>,
+    instagram_refresh_lead_secs: Option<String>,
+    instagram_refresh_min_age_secs: Option<String>,
+}
+
+/// A Meta app id: digits.
+fn parse_app_id(key: &str, value: Option<String>) -> Result<Option<String>, ConfigError> {
+    match non_empty(value) {
+        None => Ok(None),
+        Some(id) if id.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(id)),
+        Some(id) => Err(bad(
+            &variable(key),
+            format!("`{id}` is not an app id (the digits shown in the App Dashboard)"),
+        )),
+    }
+}
+
+/// A secret or token: one word without spaces.
+fn parse_secret(key: &str, value: Option<String>) -> Result<Option<SecretString>, ConfigError> {
+    match non_empty(value) {
+        None => Ok(None),
+        Some(secret) if secret.chars().any(char::is_whitespace) => Err(bad(
+            &variable(key),
+            "must not contain spaces (copy it again from the App Dashboard)",
+        )),
+        Some(secret) => Ok(Some(SecretString::from(secret))),
+    }
+}
+
+/// A Meta API base: http(s), no version segment (the version is its own setting).
+fn parse_meta_base(key: &str, value: Option<String>, default: &str) -> Result<String, ConfigError> {
+    let text = non_empty(value).unwrap_or_else(|| default.to_owned());
+    inbox_platform_meta::parse_api_base(&text).map_err(|message| bad(&variable(key), message))
+}
+
+fn parse_meta(raw: MetaRaw) -> Result<MetaSettings, ConfigError> {
+    let app_id = parse_app_id("meta_app_id", raw.app_id)?;
+    let app_secret = parse_secret("meta_app_secret", raw.app_secret)?;
+    if app_id.is_some() && app_secret.is_none() {
+        return Err(bad(
+            "INBOX_META_APP_SECRET",
+            "is required with INBOX_META_APP_ID (Facebook Login exchanges codes with it)",
+        ));
+    }
+    let instagram_app_id = parse_app_id("instagram_app_id", raw.instagram_app_id)?;
+    let instagram_app_secret = parse_secret("instagram_app_secret", raw.instagram_app_secret)?;
+    if instagram_app_id.is_some() && instagram_app_secret.is_none() {
+        return Err(bad(
+            "INBOX_INSTAGRAM_APP_SECRET",
+            "is required with INBOX_INSTAGRAM_APP_ID (Instagram Login exchanges codes with it)",
+        ));
+    }
+    let version = non_empty(raw.graph_api_version)
+        .unwrap_or_else(|| inbox_platform_meta::DEFAULT_GRAPH_VERSION.to_owned());
+    let graph_api_version = inbox_platform_meta::parse_graph_version(&version)
+        .map_err(|message| bad("INBOX_GRAPH_API_VERSION", message))?;
+    Ok(MetaSettings {
+        app_id,
+        app_secret,
+        verify_token: parse_secret("meta_verify_token", raw.verify_token)?,
+        instagram_app_id,
+        instagram_app_secret,
+        graph_api_base: parse_meta_base(
+            "graph_api_base",
+            raw.graph_api_base,
+            "https://graph.facebook.com",
+        )?,
+        instagram_api_base: parse_meta_base(
+            "instagram_api_base",
+            raw.instagram_api_base,
+            "https://graph.instagram.com",
+        )?,
+        graph_api_version,
+        instagram_oauth_base: parse_meta_base(
+            "instagram_oauth_base",
+            raw.instagram_oauth_base,
+            "https://api.instagram.com",
+        )?,
+        facebook_oauth_base: parse_meta_base(
+            "facebook_oauth_base",
+            raw.facebook_oauth_base,
+            "https://www.facebook.com",
+        )?,
+        instagram_refresh_lead: parse_secs(
+            "instagram_refresh_lead_secs",
+            raw.instagram_refresh_lead_secs,
+            14 * 86_400,
+            0..=59 * 86_400,
+        )?,
+        instagram_refresh_min_age: parse_secs(
+            "instagram_refresh_min_age_secs",
+            raw.instagram_refresh_min_age_secs,
+            86_400,
+            0..=30 * 86_400,
+        )?,
     })
 }
 
@@ -411,6 +716,17 @@ mod tests {
                 "webhook_timeout_secs" => raw.webhook_timeout_secs = value,
                 "webhook_lease_secs" => raw.webhook_lease_secs = value,
                 "webhook_retry_schedule" => raw.webhook_retry_schedule = value,
+                "redis_url" => raw.redis_url = value,
+                "api_rate_limit" => raw.api_rate_limit = value,
+                "rate_budgets" => raw.rate_budgets = value,
+                "meta_app_id" => raw.meta_app_id = value,
+                "meta_app_secret" => raw.meta_app_secret = value,
+                "instagram_app_id" => raw.instagram_app_id = value,
+                "graph_api_base" => raw.graph_api_base = value,
+                "instagram_api_base" => raw.instagram_api_base = value,
+                "graph_api_version" => raw.graph_api_version = value,
+                "instagram_oauth_base" => raw.instagram_oauth_base = value,
+                "instagram_refresh_min_age_secs" => raw.instagram_refresh_min_age_secs = value,
                 other => panic!("unknown key {other}"),
             }
         }
@@ -468,6 +784,116 @@ mod tests {
             error_variable(&[("webhook_retry_schedule", "5,soon")]),
             "INBOX_WEBHOOK_RETRY_SCHEDULE"
         );
+        for redis in [
+            "localhost:6379",
+            "http://cache:6379",
+            "rediss://cache:6379",
+            "redis://",
+        ] {
+            assert_eq!(
+                error_variable(&[("redis_url", redis)]),
+                "REDIS_URL",
+                "{redis}"
+            );
+        }
+        for limit in ["-1", "lots", "1000001"] {
+            assert_eq!(
+                error_variable(&[("api_rate_limit", limit)]),
+                "INBOX_API_RATE_LIMIT",
+                "{limit}"
+            );
+        }
+        for budgets in [
+            "telegram.send_per_chat",
+            "telegram.send_per_chat=2",
+            "fax.send=1/s",
+            "telegram.send_per_chat=0/s",
+            "telegram.send_per_chat=2/10s burst 3",
+        ] {
+            assert_eq!(
+                error_variable(&[("rate_budgets", budgets)]),
+                "INBOX_RATE_BUDGETS",
+                "{budgets}"
+            );
+        }
+    }
+
+    #[test]
+    fn rate_limit_settings_default_to_in_process_and_600_per_minute() {
+        let settings = validate(RawSettings::default()).unwrap();
+        assert_eq!(settings.redis_url, None);
+        assert_eq!(settings.api_rate_limit, 600);
+        assert!(settings.rate_budgets.is_empty());
+        let settings = validate(raw(&[
+            ("redis_url", "redis://:pw@cache:6379/2"),
+            ("api_rate_limit", "0"),
+            ("rate_budgets", "telegram.send_per_chat=2/10s burst 2"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            settings.redis_url.as_deref(),
+            Some("redis://:pw@cache:6379/2")
+        );
+        assert_eq!(settings.api_rate_limit, 0);
+        assert_eq!(settings.rate_budgets[0].name(), "telegram.send_per_chat");
+        let message = validate(raw(&[("redis_url", "rediss://:pw@cache")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !message.contains("pw"),
+            "the password is not shown: {message}"
+        );
+    }
+
+    #[test]
+    fn meta_settings_default_to_production_and_name_their_variable() {
+        let meta = validate(RawSettings::default()).unwrap().meta;
+        assert_eq!(meta.graph_api_base, "https://graph.facebook.com");
+        assert_eq!(meta.instagram_api_base, "https://graph.instagram.com");
+        assert_eq!(meta.instagram_oauth_base, "https://api.instagram.com");
+        assert_eq!(
+            meta.graph_api_version,
+            inbox_platform_meta::DEFAULT_GRAPH_VERSION
+        );
+        assert!(meta.app_secret.is_none() && meta.verify_token.is_none());
+        let meta = validate(raw(&[("graph_api_version", "21.0")]))
+            .unwrap()
+            .meta;
+        assert_eq!(meta.graph_api_version, "v21.0");
+        for (pairs, variable) in [
+            (vec![("meta_app_id", "my-app")], "INBOX_META_APP_ID"),
+            (vec![("meta_app_id", "123")], "INBOX_META_APP_SECRET"),
+            (
+                vec![("meta_app_secret", "has space")],
+                "INBOX_META_APP_SECRET",
+            ),
+            (
+                vec![("instagram_app_id", "456")],
+                "INBOX_INSTAGRAM_APP_SECRET",
+            ),
+            (
+                vec![("graph_api_base", "graph.facebook.com")],
+                "INBOX_GRAPH_API_BASE",
+            ),
+            (
+                vec![("instagram_api_base", "https://graph.instagram.com/v21.0")],
+                "INBOX_INSTAGRAM_API_BASE",
+            ),
+            (
+                vec![("graph_api_version", "latest")],
+                "INBOX_GRAPH_API_VERSION",
+            ),
+            (
+                vec![("instagram_oauth_base", "ftp://x")],
+                "INBOX_INSTAGRAM_OAUTH_BASE",
+            ),
+            (
+                vec![("instagram_refresh_min_age_secs", "soon")],
+                "INBOX_INSTAGRAM_REFRESH_MIN_AGE_SECS",
+            ),
+        ] {
+            assert_eq!(error_variable(&pairs), variable, "{pairs:?}");
+        }
     }
 
     #[test]

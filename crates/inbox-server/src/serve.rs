@@ -15,7 +15,7 @@ use inbox_webhooks::{DeliveryWorker, DeliveryWorkerConfig, RetrySchedule, UrlGua
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
-use crate::{config::Settings, registry, telemetry};
+use crate::{config::Settings, ratelimit::RateLimits, registry, telemetry};
 
 /// Connects the API's account hooks to inbound delivery.
 #[derive(Debug)]
@@ -29,6 +29,10 @@ impl AccountHooks for InboundHooks {
 
     async fn disconnecting(&self, account: &Account) -> Result<(), Error> {
         self.0.deactivate(account).await
+    }
+
+    async fn refresh_credentials(&self, account: &Account) -> Result<(), Error> {
+        self.0.refresh_credentials(account).await
     }
 }
 
@@ -111,17 +115,28 @@ pub async fn create_api_key(settings: &Settings, workspace: &str) -> anyhow::Res
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let render_metrics = telemetry::init_metrics()?;
     inbox_webhooks::describe_metrics();
+    // Before the database: a budget override naming no budget stops start-up at once.
+    let limits = RateLimits::build(&settings).await?;
+    let platforms = Arc::new(registry::build(&settings, limits.handle())?);
+    limits.register(&settings, &platforms)?;
+    // Per-client budgets (Reddit's 100 requests a minute, X's daily app cap) are shared under
+    // the OAuth client id, so gateways of different clients sharing one Redis stay apart.
+    if let Some(reddit) = &settings.reddit {
+        (limits.budgets).set_app_id(inbox_core::PlatformKind::Reddit, reddit.client_id.clone());
+    }
+    if let Some(x) = &settings.x {
+        (limits.budgets).set_app_id(inbox_core::PlatformKind::X, x.client_id.clone());
+    }
     let store: Arc<dyn Store> = inbox_store::open_and_migrate(&store_config(&settings)?)
         .await
         .context("opening the database failed (check DATABASE_URL)")?;
-    let platforms = Arc::new(registry::build(&settings)?);
     let owner = process_owner();
 
-    let inbound = Inbound::start(
-        store.clone(),
-        platforms.clone(),
-        InboundConfig::new(settings.public_url.clone(), &owner),
-    );
+    let mut inbound_config = InboundConfig::new(settings.public_url.clone(), &owner);
+    inbound_config.pollers.budgets = limits.handle();
+    // Profile lookups (Meta names) count against the accounts' read budgets.
+    inbound_config.processor.budgets = limits.handle();
+    let inbound = Inbound::start(store.clone(), platforms.clone(), inbound_config);
 
     let worker_config = DeliveryWorkerConfig {
         owner: owner.clone(),
@@ -149,6 +164,17 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         Arc::new(UrlGuard::new(settings.webhook_allow_private)),
     )
     .with_metrics(move || render_metrics());
+    // The OAuth connect flows' callback is `{INBOX_PUBLIC_URL}/api/v1/oauth/{platform}/callback`.
+    let state = if state.config.public_url.is_none() {
+        let config = inbox_api::ApiConfig {
+            public_url: settings.public_url.clone(),
+            ..state.config.clone()
+        };
+        state.with_config(config)
+    } else {
+        state
+    };
+    let state = limits.apply(state);
     let app = inbox_api::with_common_layers(inbox_api::router(state).merge(inbound.router()));
 
     let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -158,6 +184,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         address = %listener.local_addr()?,
         database = if settings.is_embedded() { "sqlite" } else { "postgres" },
         inbound = if settings.public_url.is_some() { "webhooks" } else { "polling" },
+        rate_limits = if settings.redis_url.is_some() { "redis" } else { "local" },
         "inboxgw listening"
     );
     inbound.resume_all();

@@ -64,6 +64,63 @@ pub struct NewAccount {
     pub credentials: Credentials,
     /// Secret the platform must send with pushes (Telegram `secret_token`), encrypted too.
     pub inbound_secret: Option<SecretString>,
+    /// When the credentials expire, if they do.
+    pub credentials_expire_at: Option<Timestamp>,
+    /// When the refresh scheduler should renew them (from the platform's refresh policy).
+    pub refresh_due_at: Option<Timestamp>,
+}
+
+/// A started OAuth connect flow, to store until its callback.
+#[derive(Clone)]
+pub struct NewOAuthState {
+    /// The random `state` sent to the platform (the row's key).
+    pub state: String,
+    /// The workspace connecting.
+    pub workspace_id: WorkspaceId,
+    /// The platform.
+    pub platform: PlatformKind,
+    /// Where to send the browser after the callback.
+    pub redirect_url: String,
+    /// The PKCE verifier, encrypted at rest.
+    pub code_verifier: Option<SecretString>,
+    /// After this the state is refused.
+    pub expires_at: Timestamp,
+}
+
+impl fmt::Debug for NewOAuthState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewOAuthState")
+            .field("workspace_id", &self.workspace_id)
+            .field("platform", &self.platform)
+            .field("redirect_url", &self.redirect_url)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stored OAuth connect flow, as its callback consumes it.
+#[derive(Clone)]
+pub struct OAuthState {
+    /// The workspace connecting.
+    pub workspace_id: WorkspaceId,
+    /// The platform.
+    pub platform: PlatformKind,
+    /// Where to send the browser after the callback.
+    pub redirect_url: String,
+    /// The decrypted PKCE verifier.
+    pub code_verifier: Option<SecretString>,
+    /// When the flow started.
+    pub created_at: Timestamp,
+}
+
+impl fmt::Debug for OAuthState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthState")
+            .field("workspace_id", &self.workspace_id)
+            .field("platform", &self.platform)
+            .field("redirect_url", &self.redirect_url)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Output of `connect_account`.

@@ -14,7 +14,7 @@ use inbox_core::{
     Account, AccountContext, AccountId, AccountStatus, Conversation, ConversationId,
     ConversationStatus, Credentials, DeliveryId, DeliveryStatus, Direction, EndpointId, Error,
     Event, EventType, InboundKind, Message, MessageId, Page, PageRequest, PlatformKind, RawEventId,
-    Result, Timestamp, WorkspaceId,
+    RefreshedCredentials, Result, Timestamp, WorkspaceId,
 };
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Notify;
@@ -22,8 +22,9 @@ use tokio::sync::Notify;
 use crate::{
     AccountFilter, ApiKeyRecord, AppliedInbound, Backend, Cipher, ClaimedDelivery,
     ConnectedAccountRecord, ConversationFilter, Delivery, DeliveryNext, DeliveryState, Endpoint,
-    EndpointPatch, IdempotencyBegin, NewAccount, NewAttempt, NewEndpoint, NewRawEvent,
-    NewSentMessage, NewStartedConversation, RawEvent, SortOrder, Store, StoredResponse, Workspace,
+    EndpointPatch, IdempotencyBegin, NewAccount, NewAttempt, NewEndpoint, NewOAuthState,
+    NewRawEvent, NewSentMessage, NewStartedConversation, OAuthState, RawEvent, SortOrder, Store,
+    StoredResponse, Workspace,
     db::{
         Conn, Pooled, Statement, Tx, db_error, generated_sql, placeholders, rows_per_insert, sql,
     },
@@ -463,12 +464,16 @@ impl Store for SqlStore {
         let created = existing.is_none();
         let (id,): (String,) = sql(
             "INSERT INTO accounts (id, workspace_id, platform, platform_account_id, name, \
-             username, status, credentials, inbound_secret, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+             username, status, credentials, inbound_secret, created_at, updated_at, \
+             credentials_expires_at, credentials_refreshed_at, refresh_due_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $10, $12) \
              ON CONFLICT (workspace_id, platform, platform_account_id) DO UPDATE SET \
              name = excluded.name, username = excluded.username, status = excluded.status, \
              credentials = excluded.credentials, inbound_secret = excluded.inbound_secret, \
-             updated_at = excluded.updated_at, deleted_at = NULL RETURNING id",
+             updated_at = excluded.updated_at, deleted_at = NULL, \
+             credentials_expires_at = excluded.credentials_expires_at, \
+             credentials_refreshed_at = excluded.credentials_refreshed_at, \
+             refresh_due_at = excluded.refresh_due_at RETURNING id",
         )
         .bind(AccountId::new().as_str())
         .bind(new.workspace_id.as_str())
@@ -480,6 +485,8 @@ impl Store for SqlStore {
         .bind(credentials)
         .bind(inbound_secret)
         .bind(now)
+        .bind(new.credentials_expire_at)
+        .bind(new.refresh_due_at)
         .fetch_one(&mut conn)
         .await
         .map_err(|err| match err {
@@ -598,21 +605,151 @@ impl Store for SqlStore {
     async fn update_account_credentials(
         &self,
         id: &AccountId,
-        credentials: &Credentials,
+        refreshed: &RefreshedCredentials,
+        refresh_due_at: Option<Timestamp>,
     ) -> Result<()> {
-        let sealed = self.cipher.encrypt(credentials.expose_json())?;
+        let sealed = self.cipher.encrypt(refreshed.credentials.expose_json())?;
         let mut tx = self.begin().await?;
-        let changed = sql("UPDATE accounts SET credentials = $2, updated_at = $3 \
-                           WHERE id = $1 AND deleted_at IS NULL")
+        let changed = sql("UPDATE accounts SET credentials = $2, updated_at = $3, \
+                           credentials_refreshed_at = $3, credentials_expires_at = $4, \
+                           refresh_due_at = $5 WHERE id = $1 AND deleted_at IS NULL")
         .bind(id.as_str())
         .bind(sealed)
         .bind(Timestamp::now())
+        .bind(refreshed.expires_at)
+        .bind(refresh_due_at)
         .execute(&mut tx.conn())
         .await?;
         if changed == 0 {
             return Err(Error::not_found("account", id.as_str()));
         }
         tx.commit().await
+    }
+
+    async fn accounts_due_for_refresh(&self, now: Timestamp, limit: u32) -> Result<Vec<Account>> {
+        let mut pooled = self.read().await?;
+        let rows: Vec<AccountRow> = sql(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts WHERE refresh_due_at IS NOT NULL AND refresh_due_at <= $1 \
+             AND deleted_at IS NULL AND status = $2 ORDER BY refresh_due_at, id LIMIT $3"
+        ))
+        .bind(now)
+        .bind(AccountStatus::Active.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&mut pooled.conn())
+        .await?;
+        rows.into_iter().map(AccountRow::into_domain).collect()
+    }
+
+    async fn postpone_refresh(&self, id: &AccountId, until: Timestamp) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sql(
+            "UPDATE accounts SET refresh_due_at = $2 WHERE id = $1 AND deleted_at IS NULL \
+             AND refresh_due_at IS NOT NULL",
+        )
+        .bind(id.as_str())
+        .bind(until)
+        .execute(&mut tx.conn())
+        .await?;
+        tx.commit().await
+    }
+
+    async fn credentials_expiry(&self, id: &AccountId) -> Result<Option<(Timestamp, Timestamp)>> {
+        let mut pooled = self.read().await?;
+        let row: Option<(Option<i64>, Option<i64>, i64)> = sql(
+            "SELECT credentials_expires_at, credentials_refreshed_at, updated_at FROM accounts \
+             WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&mut pooled.conn())
+        .await?;
+        let (expires, refreshed, updated) =
+            row.ok_or_else(|| Error::not_found("account", id.as_str()))?;
+        Ok(expires.map(|expires| {
+            (
+                Timestamp::from_unix_millis(expires),
+                Timestamp::from_unix_millis(refreshed.unwrap_or(updated)),
+            )
+        }))
+    }
+
+    async fn create_oauth_state(&self, new: NewOAuthState) -> Result<()> {
+        let verifier = new
+            .code_verifier
+            .as_ref()
+            .map(|verifier| self.encrypt_secret(verifier))
+            .transpose()?;
+        let now = Timestamp::now();
+        let mut tx = self.begin().await?;
+        let mut conn = tx.conn();
+        // Expired flows are dropped here, so the table stays as small as the flows in progress.
+        sql("DELETE FROM oauth_states WHERE expires_at < $1")
+            .bind(now)
+            .execute(&mut conn)
+            .await?;
+        sql(
+            "INSERT INTO oauth_states (state, workspace_id, platform, redirect_url, \
+             code_verifier, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(new.state.as_str())
+        .bind(new.workspace_id.as_str())
+        .bind(new.platform.as_str())
+        .bind(new.redirect_url.as_str())
+        .bind(verifier)
+        .bind(now)
+        .bind(new.expires_at)
+        .execute(&mut conn)
+        .await?;
+        tx.commit().await
+    }
+
+    async fn take_oauth_state(&self, state: &str) -> Result<Option<OAuthState>> {
+        let mut tx = self.begin().await?;
+        let row: Option<(String, String, String, Option<String>, i64, i64)> = sql(
+            "DELETE FROM oauth_states WHERE state = $1 RETURNING workspace_id, platform, \
+             redirect_url, code_verifier, created_at, expires_at",
+        )
+        .bind(state)
+        .fetch_optional(&mut tx.conn())
+        .await?;
+        tx.commit().await?;
+        let Some((workspace, platform, redirect_url, verifier, created, expires)) = row else {
+            return Ok(None);
+        };
+        if Timestamp::from_unix_millis(expires) < Timestamp::now() {
+            return Ok(None);
+        }
+        let code_verifier = verifier
+            .map(|sealed| self.cipher.decrypt(&sealed, "an OAuth code verifier"))
+            .transpose()?
+            .map(SecretString::from);
+        Ok(Some(OAuthState {
+            workspace_id: parsed(&workspace, "oauth_states.workspace_id")?,
+            platform: parsed(&platform, "oauth_states.platform")?,
+            redirect_url,
+            code_verifier,
+            created_at: Timestamp::from_unix_millis(created),
+        }))
+    }
+
+    async fn find_conversation(
+        &self,
+        account: &AccountId,
+        platform_conversation_id: &str,
+    ) -> Result<Option<Conversation>> {
+        let mut pooled = self.read().await?;
+        sql(concat!(
+            "SELECT ",
+            conversation_columns!(),
+            " FROM conversations WHERE account_id = $1 AND platform_conversation_id = $2"
+        ))
+        .bind(account.as_str())
+        .bind(platform_conversation_id)
+        .fetch_optional::<ConversationRow>(&mut pooled.conn())
+        .await?
+        .map(ConversationRow::into_domain)
+        .transpose()
     }
 
     async fn mark_account_reauth_required(&self, id: &AccountId, reason: &str) -> Result<bool> {

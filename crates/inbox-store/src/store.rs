@@ -14,8 +14,8 @@ use std::{fmt::Debug, sync::Arc, time::Duration};
 use async_trait::async_trait;
 use inbox_core::{
     Account, AccountContext, AccountId, Conversation, ConversationId, ConversationStatus,
-    Credentials, DeliveryId, EndpointId, Event, InboundKind, Message, MessageId, Page, PageRequest,
-    PlatformKind, RawEventId, Result, Timestamp, WorkspaceId,
+    DeliveryId, EndpointId, Event, InboundKind, Message, MessageId, Page, PageRequest,
+    PlatformKind, RawEventId, RefreshedCredentials, Result, Timestamp, WorkspaceId,
 };
 use secrecy::SecretString;
 use tokio::sync::Notify;
@@ -94,12 +94,24 @@ pub trait Store: Debug + Send + Sync + 'static {
     /// The decrypted credentials and inbound secret of an account, for its adapter.
     async fn account_context(&self, id: &AccountId) -> Result<AccountContext>;
 
-    /// Replaces an account's credentials (after a refresh).
+    /// Replaces an account's credentials after a refresh, with their expiry and when the next
+    /// refresh is due (`None`: never). Called before the new credentials are used, because
+    /// some platforms' refresh tokens are single-use.
     async fn update_account_credentials(
         &self,
         id: &AccountId,
-        credentials: &Credentials,
+        refreshed: &RefreshedCredentials,
+        refresh_due_at: Option<Timestamp>,
     ) -> Result<()>;
+
+    /// Active accounts whose refresh is due at or before `now`, most overdue first.
+    async fn accounts_due_for_refresh(&self, now: Timestamp, limit: u32) -> Result<Vec<Account>>;
+
+    /// Moves an account's next refresh to `until` (after a transient refresh failure).
+    async fn postpone_refresh(&self, id: &AccountId, until: Timestamp) -> Result<()>;
+
+    /// When an account's credentials expire and were last obtained, if they expire.
+    async fn credentials_expiry(&self, id: &AccountId) -> Result<Option<(Timestamp, Timestamp)>>;
 
     /// Sets `reauth_required` and records `account.disconnected` with `reason` — only when the
     /// account was `active`, so concurrent failures emit the event once. Returns whether it
@@ -160,7 +172,24 @@ pub trait Store: Debug + Send + Sync + 'static {
     /// parsed or routed (kept for inspection), `None` when there was nothing to apply.
     async fn finish_raw_event(&self, id: &RawEventId, error: Option<&str>) -> Result<()>;
 
+    // ----- OAuth connect flows ---------------------------------------------------------
+
+    /// Stores a started OAuth flow until its callback.
+    async fn create_oauth_state(&self, new: NewOAuthState) -> Result<()>;
+
+    /// Consumes a stored OAuth flow: returns it once and deletes it; `None` when unknown,
+    /// already used or expired.
+    async fn take_oauth_state(&self, state: &str) -> Result<Option<OAuthState>>;
+
     // ----- conversations and messages -------------------------------------------------
+
+    /// A conversation by its platform id within an account (for the processor, which fills
+    /// in a participant's name from a profile lookup only when it does not know it yet).
+    async fn find_conversation(
+        &self,
+        account: &AccountId,
+        platform_conversation_id: &str,
+    ) -> Result<Option<Conversation>>;
 
     /// Conversations, newest activity first.
     async fn list_conversations(

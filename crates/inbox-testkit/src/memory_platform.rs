@@ -17,9 +17,10 @@ use async_trait::async_trait;
 use inbox_core::{
     AccountContext, AccountId, Attachment, AttachmentKind, Capabilities, ConnectedAccount,
     ConversationTarget, Credentials, Direction, Error, FetchedMedia, HandshakeResponse,
-    InboundEvent, InboundKind, InboundMessage, InboundMode, InboundSetup, OutboundMessage,
-    Participant, Platform, PlatformKind, PollBatch, Result, SentMessage, StartedConversation,
-    TextLimit, TextUnit, Timestamp, WebhookRequest, WindowRule,
+    InboundEvent, InboundKind, InboundMessage, InboundMode, InboundSetup, OAuthCallback, OAuthFlow,
+    OAuthRequest, OutboundMessage, Participant, Platform, PlatformKind, PollBatch, RefreshPolicy,
+    RefreshedCredentials, Result, SentMessage, StartedConversation, TextLimit, TextUnit, Timestamp,
+    WebhookRequest, WindowRule,
 };
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -47,6 +48,12 @@ pub enum Operation {
     StartInbound,
     /// `stop_inbound`.
     StopInbound,
+    /// `refresh_credentials`.
+    RefreshCredentials,
+    /// `oauth_exchange`.
+    OAuthExchange,
+    /// `fetch_participant`.
+    FetchParticipant,
 }
 
 /// A scripted failure; becomes the matching `inbox_core::Error` when it fires.
@@ -135,6 +142,9 @@ struct State {
     sends: Vec<RecordedSend>,
     starts: Vec<RecordedStart>,
     mark_reads: Vec<ConversationTarget>,
+    refreshes: Vec<AccountId>,
+    oauth_verifiers: Vec<Option<String>>,
+    profile_lookups: Vec<String>,
     connects: usize,
     inbound_started: Vec<AccountId>,
     inbound_stopped: Vec<AccountId>,
@@ -152,6 +162,8 @@ struct State {
 pub struct MemoryPlatform {
     kind: PlatformKind,
     capabilities: Capabilities,
+    /// How long issued credentials live, when they expire.
+    credential_lifetime: Option<Duration>,
     state: Mutex<State>,
 }
 
@@ -186,7 +198,9 @@ impl MemoryPlatform {
                 start_conversation: false,
                 message_tags: false,
                 templates: false,
-                refreshable_credentials: false,
+                credential_refresh: None,
+                oauth: None,
+                profile_lookup: false,
                 rate_budgets: vec![],
             },
         )
@@ -269,6 +283,7 @@ impl MemoryPlatform {
         MemoryPlatform {
             kind,
             capabilities,
+            credential_lifetime: None,
             state: Mutex::new(State::default()),
         }
     }
@@ -346,6 +361,42 @@ impl MemoryPlatform {
     /// Every `mark_read` so far.
     pub fn mark_reads(&self) -> Vec<ConversationTarget> {
         self.lock().mark_reads.clone()
+    }
+
+    /// Every `refresh_credentials` so far, by account.
+    pub fn refreshes(&self) -> Vec<AccountId> {
+        self.lock().refreshes.clone()
+    }
+
+    /// The PKCE verifier of every `oauth_exchange` so far (`None` without PKCE).
+    pub fn oauth_verifiers(&self) -> Vec<Option<String>> {
+        self.lock().oauth_verifiers.clone()
+    }
+
+    /// Every participant id `fetch_participant` was asked about.
+    pub fn profile_lookups(&self) -> Vec<String> {
+        self.lock().profile_lookups.clone()
+    }
+
+    /// Declares expiring credentials renewed by `refresh_credentials` under `policy`; each
+    /// refresh issues credentials valid for `lifetime`.
+    pub fn with_credential_refresh(mut self, policy: RefreshPolicy, lifetime: Duration) -> Self {
+        self.capabilities.credential_refresh = Some(policy);
+        self.credential_lifetime = Some(lifetime);
+        self
+    }
+
+    /// Declares an OAuth connect flow (with PKCE or not).
+    pub fn with_oauth(mut self, pkce: bool) -> Self {
+        self.capabilities.oauth = Some(OAuthFlow { pkce });
+        self
+    }
+
+    /// Declares profile lookups: `fetch_participant` answers `Participant {id, name: "Name of
+    /// <id>", username: "user_<id>"}`.
+    pub fn with_profile_lookup(mut self) -> Self {
+        self.capabilities.profile_lookup = true;
+        self
     }
 
     /// How many times `connect` was called.
@@ -486,6 +537,9 @@ struct MemoryCredentials {
     name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     username: Option<String>,
+    /// Bumped by every refresh.
+    #[serde(default)]
+    generation: u32,
 }
 
 #[async_trait]
@@ -521,6 +575,9 @@ impl Platform for MemoryPlatform {
                 .unwrap_or_else(|| format!("Memory {} {token}", self.kind)),
             username: parsed.username.clone(),
             credentials: Credentials::from_value(&parsed)?,
+            credentials_expire_at: self
+                .credential_lifetime
+                .map(|lifetime| Timestamp::now() + lifetime),
         })
     }
 
@@ -671,11 +728,92 @@ impl Platform for MemoryPlatform {
         self.scripted(Operation::MarkRead)
     }
 
-    async fn refresh_credentials(&self, account: &AccountContext) -> Result<Credentials> {
-        if !self.capabilities.refreshable_credentials {
+    async fn refresh_credentials(&self, account: &AccountContext) -> Result<RefreshedCredentials> {
+        if self.capabilities.credential_refresh.is_none() {
             return Err(self.not_supported("refreshing credentials"));
         }
-        Ok(account.credentials.clone())
+        self.lock().refreshes.push(account.id.clone());
+        self.scripted(Operation::RefreshCredentials)?;
+        // Each refresh issues a new generation, so tests can see which credentials are in use.
+        let mut parsed: MemoryCredentials = account.credentials.parse(self.kind)?;
+        parsed.generation = parsed.generation.saturating_add(1);
+        Ok(RefreshedCredentials {
+            credentials: Credentials::from_value(&parsed)?,
+            expires_at: self
+                .credential_lifetime
+                .map(|lifetime| Timestamp::now() + lifetime),
+        })
+    }
+
+    fn oauth_authorize_url(&self, request: &OAuthRequest) -> Result<String> {
+        if self.capabilities.oauth.is_none() {
+            return Err(self.not_supported("connecting through OAuth"));
+        }
+        let mut url = format!(
+            "https://auth.memory.example/{}/authorize?state={}&redirect_uri={}",
+            self.kind, request.state, request.redirect_uri
+        );
+        if let Some(challenge) = &request.code_challenge {
+            url.push_str("&code_challenge_method=S256&code_challenge=");
+            url.push_str(challenge);
+        }
+        Ok(url)
+    }
+
+    /// The code names the accounts granted: `accounts:<id>[,<id>…]` grants one account per id
+    /// (as Facebook grants one per page); anything else is refused like an expired code.
+    async fn oauth_exchange(&self, callback: &OAuthCallback) -> Result<Vec<ConnectedAccount>> {
+        if self.capabilities.oauth.is_none() {
+            return Err(self.not_supported("connecting through OAuth"));
+        }
+        self.lock()
+            .oauth_verifiers
+            .push(callback.code_verifier.clone());
+        self.scripted(Operation::OAuthExchange)?;
+        let Some(ids) = callback.code.strip_prefix("accounts:") else {
+            return Err(Error::invalid(
+                "code",
+                "the authorization code is invalid or expired",
+            ));
+        };
+        ids.split(',')
+            .map(|id| {
+                let credentials = MemoryCredentials {
+                    token: format!("oauth-{id}"),
+                    account_id: Some(id.to_owned()),
+                    name: Some(format!("OAuth {id}")),
+                    username: None,
+                    generation: 0,
+                };
+                Ok(ConnectedAccount {
+                    platform_account_id: id.to_owned(),
+                    name: format!("OAuth {id}"),
+                    username: None,
+                    credentials: Credentials::from_value(&credentials)?,
+                    credentials_expire_at: self
+                        .credential_lifetime
+                        .map(|lifetime| Timestamp::now() + lifetime),
+                })
+            })
+            .collect()
+    }
+
+    async fn fetch_participant(
+        &self,
+        _account: &AccountContext,
+        participant_id: &str,
+    ) -> Result<Participant> {
+        if !self.capabilities.profile_lookup {
+            return Err(self.not_supported("looking up profiles"));
+        }
+        self.lock().profile_lookups.push(participant_id.to_owned());
+        self.scripted(Operation::FetchParticipant)?;
+        Ok(Participant {
+            id: participant_id.to_owned(),
+            name: format!("Name of {participant_id}"),
+            username: Some(format!("user_{participant_id}")),
+            picture: None,
+        })
     }
 
     async fn fetch_attachment(&self, _account: &AccountContext, url: &str) -> Result<FetchedMedia> {

@@ -8,8 +8,10 @@
 
 use axum::{extract::State, http::StatusCode};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use inbox_core::{Account, AccountId, Error, PlatformKind};
-use inbox_store::{AccountFilter, NewAccount};
+use inbox_core::{
+    Account, AccountId, ConnectedAccount, DynPlatform, Error, PlatformKind, Timestamp, WorkspaceId,
+};
+use inbox_store::{AccountFilter, ConnectedAccountRecord, NewAccount};
 use rand::RngCore;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -166,33 +168,8 @@ async fn connect(
             ),
             other => other,
         })?;
-    let name = body
-        .name
-        .map(|name| name.trim().to_owned())
-        .filter(|name| !name.is_empty())
-        .unwrap_or(connected.name);
-    let record = state
-        .store
-        .connect_account(NewAccount {
-            workspace_id: workspace.id.clone(),
-            platform: kind,
-            platform_account_id: connected.platform_account_id,
-            name,
-            username: connected.username,
-            credentials: connected.credentials,
-            inbound_secret: Some(new_inbound_secret()),
-        })
-        .await?;
+    let record = store_connected(&state, &workspace.id, &platform, connected, body.name).await?;
     let account = record.account;
-    let hooked = within_deadline(&state, kind, state.hooks.connected(&account)).await;
-    if let Err(err) = hooked {
-        if record.created
-            && let Err(undo_err) = state.store.delete_account(&workspace.id, &account.id).await
-        {
-            tracing::error!(error = %undo_err, account_id = %account.id, "could not undo a failed connect");
-        }
-        return Err(err.into());
-    }
     tracing::info!(account_id = %account.id, platform = %kind, created = record.created, "account connected");
     let status = if record.created {
         StatusCode::CREATED
@@ -200,6 +177,52 @@ async fn connect(
         StatusCode::OK
     };
     Ok((status, axum::Json(account)))
+}
+
+/// Stores an account the platform vouched for (from credentials or an OAuth exchange) and
+/// arranges its inbound delivery; when that fails, a newly created account is removed again,
+/// so a failed connect leaves nothing behind. `name` overrides the platform's display name.
+pub(crate) async fn store_connected(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    platform: &DynPlatform,
+    connected: ConnectedAccount,
+    name: Option<String>,
+) -> Result<ConnectedAccountRecord, Error> {
+    let kind = platform.kind();
+    let name = name
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or(connected.name);
+    let record = state
+        .store
+        .connect_account(NewAccount {
+            workspace_id: workspace.clone(),
+            platform: kind,
+            platform_account_id: connected.platform_account_id,
+            name,
+            username: connected.username,
+            credentials: connected.credentials,
+            inbound_secret: Some(new_inbound_secret()),
+            refresh_due_at: platform
+                .capabilities()
+                .refresh_due(Timestamp::now(), connected.credentials_expire_at),
+            credentials_expire_at: connected.credentials_expire_at,
+        })
+        .await?;
+    let hooked = within_deadline(state, kind, state.hooks.connected(&record.account)).await;
+    if let Err(err) = hooked {
+        if record.created
+            && let Err(undo_err) = state
+                .store
+                .delete_account(workspace, &record.account.id)
+                .await
+        {
+            tracing::error!(error = %undo_err, account_id = %record.account.id, "could not undo a failed connect");
+        }
+        return Err(err);
+    }
+    Ok(record)
 }
 
 /// Disconnects an account.

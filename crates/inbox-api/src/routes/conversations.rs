@@ -23,10 +23,8 @@ use crate::{
     error::{ApiResult, responses::*},
     extract::{CanonicalJson, Json, Path, Query, parse_id},
     idempotency::{self, Idempotency},
-    routes::{
-        account_as_sender, adapter, list_type, note_reauth, present_conversation, present_message,
-        within_deadline,
-    },
+    ratelimit::call_within_budget,
+    routes::{account_as_sender, adapter, list_type, present_conversation, present_message},
 };
 
 list_type!(
@@ -278,24 +276,55 @@ async fn mark_read_on_platform(
     let target = ConversationTarget {
         platform_conversation_id: conversation.platform_conversation_id.clone(),
         participant_id: conversation.participant.id.clone(),
+        last_inbound_platform_message_id: last_inbound_message(state, workspace, conversation)
+            .await,
     };
-    let outcome = async {
-        let context = state.store.account_context(&account.id).await?;
-        within_deadline(
-            state,
-            account.platform,
-            platform.mark_read(&context, &target),
-        )
-        .await
-    }
+    // Best effort, like the call itself: an exhausted budget skips it (logged below).
+    let budget = inbox_core::BudgetCall::new(
+        account.platform,
+        inbox_core::BudgetOperation::Any,
+        &account.platform_account_id,
+    )
+    .in_conversation(&target.platform_conversation_id)
+    .to_recipient(&target.participant_id);
+    let outcome = call_within_budget(state, &budget, &account, &platform, |context| {
+        let (platform, target) = (&platform, &target);
+        async move { platform.mark_read(&context, target).await }
+    })
     .await;
     match outcome {
         Ok(()) | Err(Error::NotSupported { .. }) => {}
         Err(err) => {
-            let err = note_reauth(state, &account, err).await;
             tracing::warn!(error = %err, conversation_id = %conversation.id, "marking read on the platform failed");
         }
     }
+}
+
+/// The platform id of the participant's newest message among the conversation's latest 50
+/// (WhatsApp marks a thread read by it; Reddit replies to it). Further back, the thread was
+/// read long ago.
+pub(crate) async fn last_inbound_message(
+    state: &AppState,
+    workspace: &Workspace,
+    conversation: &Conversation,
+) -> Option<String> {
+    let page = inbox_core::PageRequest::from_query(Some(50), None).ok()?;
+    let messages = state
+        .store
+        .list_messages(
+            &workspace.id,
+            &conversation.id,
+            inbox_store::SortOrder::Desc,
+            &page,
+        )
+        .await
+        .map_err(|err| tracing::warn!(error = %err, "could not list messages to mark read"))
+        .ok()?;
+    messages
+        .data
+        .into_iter()
+        .find(|message| message.direction == inbox_core::Direction::Incoming)
+        .map(|message| message.platform_message_id)
 }
 
 /// Starts a conversation where the platform lets a business write first.
@@ -400,18 +429,22 @@ async fn start(
     // Nobody has written in a thread that does not exist yet: where the platform has a
     // window, only what it allows outside one (a WhatsApp template) can open it.
     draft.check_window(account.platform, caps, None, super::now())?;
-    let context = state.store.account_context(&account.id).await?;
     let outbound = draft.to_outbound(None);
-    let started = match within_deadline(
-        state,
+    let budget = inbox_core::BudgetCall::new(
         account.platform,
-        platform.start_conversation(&context, &participant, &outbound),
+        inbox_core::BudgetOperation::Send,
+        &account.platform_account_id,
     )
-    .await
-    {
-        Ok(started) => started,
-        Err(err) => return Err(note_reauth(state, &account, err).await.into()),
-    };
+    .to_recipient(&participant);
+    let started = call_within_budget(state, &budget, &account, &platform, |context| {
+        let (platform, participant, outbound) = (&platform, &participant, &outbound);
+        async move {
+            platform
+                .start_conversation(&context, participant, outbound)
+                .await
+        }
+    })
+    .await?;
     let (conversation, message) = state
         .store
         .record_started_conversation(NewStartedConversation {

@@ -31,8 +31,8 @@ use crate::{
     extract::{CanonicalJson, Path, Query, parse_id},
     idempotency::{self, Idempotency},
     routes::{
-        account_as_sender, adapter, conversations::reauth_required, is_web_url, list_type,
-        note_reauth, present_message, within_deadline,
+        account_as_sender, adapter, call_platform, conversations::reauth_required, is_web_url,
+        list_type, present_message,
     },
 };
 
@@ -147,7 +147,9 @@ pub async fn list_messages(
 /// are attachments (`422 message_too_long`); `messageTag` and `template` only where the
 /// platform has them (`422 unsupported_content`); the messaging window is open (`422
 /// messaging_window_closed`; `HUMAN_AGENT` extends Meta's window to 7 days, WhatsApp
-/// templates may be sent outside it); `replyTo` is a message of this conversation (`400`).
+/// templates may be sent outside it); `replyTo` is a message of this conversation (`400`);
+/// the platform's send budgets for the account, the chat and the recipient allow one more
+/// message (`429 rate_limited` with `Retry-After`).
 /// `replyTo` is passed on where the platform threads replies and ignored elsewhere.
 ///
 /// With `Idempotency-Key`, a retry with the same key and body returns the first response
@@ -261,21 +263,32 @@ async fn send(
             .as_ref()
             .map(|message| message.platform_message_id.clone()),
     );
-    let context = state.store.account_context(&account.id).await?;
+    // Reddit replies to the participant's newest message of the thread.
     let target = ConversationTarget {
         platform_conversation_id: conversation.platform_conversation_id.clone(),
         participant_id: conversation.participant.id.clone(),
+        last_inbound_platform_message_id: super::conversations::last_inbound_message(
+            state,
+            workspace,
+            &conversation,
+        )
+        .await,
     };
-    let sent = match within_deadline(
-        state,
+    // Last check before the platform: every send budget of the account, the chat and the
+    // recipient (429 with nothing sent or stored when one is exhausted).
+    let budget = inbox_core::BudgetCall::new(
         account.platform,
-        platform.send(&context, &target, &outbound),
+        inbox_core::BudgetOperation::Send,
+        &account.platform_account_id,
     )
-    .await
-    {
-        Ok(sent) => sent,
-        Err(err) => return Err(note_reauth(state, &account, err).await.into()),
-    };
+    .in_conversation(&target.platform_conversation_id)
+    .to_recipient(&target.participant_id);
+    let sent =
+        crate::ratelimit::call_within_budget(state, &budget, &account, &platform, |context| {
+            let (platform, target, outbound) = (&platform, &target, &outbound);
+            async move { platform.send(&context, target, outbound).await }
+        })
+        .await?;
     let message = state
         .store
         .record_sent_message(NewSentMessage {
@@ -365,17 +378,11 @@ pub async fn get_attachment(
         return Err(reauth_required(&account).into());
     }
     let platform = adapter(&state, account.platform)?;
-    let context = state.store.account_context(&account.id).await?;
-    let media = match within_deadline(
-        &state,
-        account.platform,
-        platform.fetch_attachment(&context, &attachment.url),
-    )
-    .await
-    {
-        Ok(media) => media,
-        Err(err) => return Err(note_reauth(&state, &account, err).await.into()),
-    };
+    let media = call_platform(&state, &account, &platform, |context| {
+        let (platform, url) = (&platform, &attachment.url);
+        async move { platform.fetch_attachment(&context, url).await }
+    })
+    .await?;
     let mime = media
         .mime_type
         .or_else(|| attachment.mime_type.clone())

@@ -6,7 +6,8 @@
 use std::future::Future;
 
 use inbox_core::{
-    Account, Conversation, DynPlatform, Error, Message, Participant, PlatformKind, Timestamp,
+    Account, AccountContext, Conversation, DynPlatform, Error, Message, Participant, PlatformKind,
+    Timestamp,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -109,6 +110,40 @@ pub(crate) async fn note_reauth(state: &AppState, account: &Account, err: Error)
         tracing::error!(error = %mark_err, account_id = %account.id, "could not mark the account reauth_required");
     }
     err
+}
+
+/// Runs one platform call for `account` under the API's deadline, with its current
+/// credentials. When the platform says they expired and the platform renews credentials
+/// (X, Reddit, Bluesky, Instagram), they are refreshed once (single-flight across replicas)
+/// and the call is retried; a refusal that survives the refresh marks the account
+/// `reauth_required` (one `account.disconnected`) and is passed on.
+pub(crate) async fn call_platform<T, F, Fut>(
+    state: &AppState,
+    account: &Account,
+    platform: &DynPlatform,
+    call: F,
+) -> Result<T, Error>
+where
+    F: Fn(AccountContext) -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    let attempt = async {
+        let context = state.store.account_context(&account.id).await?;
+        match call(context).await {
+            Err(Error::ReauthRequired { .. })
+                if platform.capabilities().credential_refresh.is_some() =>
+            {
+                state.hooks.refresh_credentials(account).await?;
+                let context = state.store.account_context(&account.id).await?;
+                call(context).await
+            }
+            other => other,
+        }
+    };
+    match within_deadline(state, account.platform, attempt).await {
+        Ok(value) => Ok(value),
+        Err(err) => Err(note_reauth(state, account, err).await),
+    }
 }
 
 /// Runs `work` to completion even if the client disconnects meanwhile: once a platform has

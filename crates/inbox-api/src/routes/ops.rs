@@ -1,5 +1,6 @@
 //! Operations endpoints, outside `/api/v1` and without an API key: liveness (`/healthz`),
-//! readiness (`/readyz`: the database and whatever else the server registered), Prometheus
+//! readiness (`/readyz`: the database and whatever else the server registered, such as
+//! Redis, whose absence degrades the gateway without stopping it), Prometheus
 //! metrics (`/metrics`) and the OpenAPI document (`/openapi.json`; the rendered reference at
 //! `/docs` is mounted in `lib.rs`).
 
@@ -26,7 +27,9 @@ pub struct Health {
 /// The readiness report.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Readiness {
-    /// `ok` when every check passed, else `unavailable`.
+    /// `ok` when every check passed; `degraded` when only non-critical ones failed (Redis:
+    /// rate limits are then enforced per replica, in process); `unavailable` when a critical
+    /// one failed (the database).
     pub status: String,
     /// Each dependency's result, in check order.
     pub checks: Vec<ReadinessResult>,
@@ -37,7 +40,7 @@ pub struct Readiness {
 pub struct ReadinessResult {
     /// The dependency (`database`, `redis`).
     pub name: String,
-    /// `ok` or `error`.
+    /// `ok`, `error` (a critical dependency failed) or `degraded` (a non-critical one did).
     pub status: String,
     /// What failed, when it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -57,35 +60,55 @@ pub async fn get_health() -> axum::Json<Health> {
     })
 }
 
-/// Readiness: `200` when the database (and every other registered dependency) answers,
-/// otherwise `503` with the report saying which failed.
+/// Readiness: `200` when the database answers — with `status: "degraded"` when a
+/// non-critical dependency (Redis) does not, since the gateway keeps serving on its
+/// in-process rate limiter — otherwise `503` with the report saying which failed.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "ops",
     responses(
-        (status = 200, description = "Every dependency answers.", body = Readiness),
-        (status = 503, description = "A dependency does not answer.", body = Readiness),
+        (status = 200, description = "The gateway serves: every dependency answers (`ok`), or only a non-critical one does not (`degraded`).", body = Readiness),
+        (status = 503, description = "A critical dependency (the database) does not answer.", body = Readiness),
     )
 )]
 pub async fn get_readiness(State(state): State<AppState>) -> (StatusCode, axum::Json<Readiness>) {
     let mut checks = Vec::with_capacity(state.readiness.len());
+    let (mut failed, mut degraded) = (false, false);
     for check in state.readiness.iter() {
         let outcome = check.check().await;
-        if let Err(error) = &outcome {
-            tracing::warn!(dependency = check.name(), error, "readiness check failed");
+        let word = match (&outcome, check.critical()) {
+            (Ok(()), _) => "ok",
+            (Err(_), true) => {
+                failed = true;
+                "error"
+            }
+            (Err(_), false) => {
+                degraded = true;
+                "degraded"
+            }
+        };
+        // A degraded dependency was logged when it went away (once); probes every few
+        // seconds must not repeat it.
+        match &outcome {
+            Err(error) if word == "error" => {
+                tracing::warn!(dependency = check.name(), error, "readiness check failed");
+            }
+            Err(error) => {
+                tracing::debug!(dependency = check.name(), error, "dependency degraded");
+            }
+            Ok(()) => {}
         }
         checks.push(ReadinessResult {
             name: check.name().to_owned(),
-            status: if outcome.is_ok() { "ok" } else { "error" }.to_owned(),
+            status: word.to_owned(),
             error: outcome.err(),
         });
     }
-    let ready = checks.iter().all(|check| check.error.is_none());
-    let (status, word) = if ready {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    let (status, word) = match (failed, degraded) {
+        (true, _) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        (false, true) => (StatusCode::OK, "degraded"),
+        (false, false) => (StatusCode::OK, "ok"),
     };
     (
         status,

@@ -36,6 +36,7 @@ pub struct RecordingHooks {
     pub disconnecting: Mutex<Vec<AccountId>>,
     pub fail_connected: Mutex<bool>,
     pub fail_disconnecting: Mutex<bool>,
+    pub refreshed: Mutex<Vec<AccountId>>,
 }
 
 #[async_trait]
@@ -62,6 +63,13 @@ impl AccountHooks for RecordingHooks {
         }
         Ok(())
     }
+
+    /// Records the refresh; the platform's scripted failures decide whether the retried call
+    /// then succeeds.
+    async fn refresh_credentials(&self, account: &Account) -> Result<(), inbox_core::Error> {
+        self.refreshed.lock().unwrap().push(account.id.clone());
+        Ok(())
+    }
 }
 
 /// A readiness check that always fails.
@@ -79,12 +87,34 @@ impl ReadinessCheck for FailingCheck {
     }
 }
 
+/// A non-critical readiness check that always fails, as Redis does when it is away.
+#[derive(Debug)]
+pub struct DegradedCheck;
+
+#[async_trait]
+impl ReadinessCheck for DegradedCheck {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        Err("Redis is unreachable; rate limits are enforced per replica".into())
+    }
+
+    fn critical(&self) -> bool {
+        false
+    }
+}
+
 /// Builds a [`TestApp`].
 #[derive(Default)]
 pub struct TestAppBuilder {
     config: Option<ApiConfig>,
     refuse_private_webhooks: bool,
     failing_readiness: bool,
+    degraded_readiness: bool,
+    telegram_budgets: Option<Vec<inbox_core::RateBudget>>,
+    api_rate_limit: Option<u32>,
 }
 
 impl TestAppBuilder {
@@ -108,6 +138,24 @@ impl TestAppBuilder {
         self
     }
 
+    /// Adds a non-critical readiness check that fails (Redis away, rate limits in process).
+    pub fn degraded_readiness(mut self) -> Self {
+        self.degraded_readiness = true;
+        self
+    }
+
+    /// Gives the Telegram platform these rate budgets (it declares none by default).
+    pub fn telegram_budgets(mut self, budgets: Vec<inbox_core::RateBudget>) -> Self {
+        self.telegram_budgets = Some(budgets);
+        self
+    }
+
+    /// Sets the per-API-key limit (requests per minute; the default is 600).
+    pub fn api_rate_limit(mut self, per_minute: u32) -> Self {
+        self.api_rate_limit = Some(per_minute);
+        self
+    }
+
     pub async fn build(self) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let cipher = Cipher::from_base64_key(&Cipher::generate_key()).unwrap();
@@ -120,12 +168,30 @@ impl TestAppBuilder {
         .await
         .unwrap();
 
-        let telegram = Arc::new(MemoryPlatform::new(PlatformKind::Telegram));
+        let telegram = Arc::new(match self.telegram_budgets {
+            Some(budgets) => MemoryPlatform::new(PlatformKind::Telegram)
+                .configure(|caps| caps.rate_budgets = budgets),
+            None => MemoryPlatform::new(PlatformKind::Telegram),
+        });
         let instagram = Arc::new(MemoryPlatform::meta_like(PlatformKind::Instagram));
         let whatsapp = Arc::new(MemoryPlatform::whatsapp_like());
-        let x = Arc::new(MemoryPlatform::open_dm(PlatformKind::X));
+        // X as the real one: OAuth with PKCE, and 2-hour tokens renewed 10 minutes early.
+        let x = Arc::new(
+            MemoryPlatform::open_dm(PlatformKind::X)
+                .with_oauth(true)
+                .with_credential_refresh(
+                    inbox_core::RefreshPolicy {
+                        lead_time: Duration::from_secs(600),
+                        min_age: Duration::ZERO,
+                    },
+                    Duration::from_secs(7200),
+                ),
+        );
+        // A Facebook-like platform: OAuth without PKCE, one account per page granted.
+        let facebook =
+            Arc::new(MemoryPlatform::meta_like(PlatformKind::Facebook).with_oauth(false));
         let mut registry = PlatformRegistry::new();
-        for platform in [&telegram, &instagram, &whatsapp, &x] {
+        for platform in [&telegram, &instagram, &whatsapp, &x, &facebook] {
             registry.register(platform.clone() as Arc<dyn Platform>);
         }
 
@@ -139,6 +205,16 @@ impl TestAppBuilder {
         )
         .with_config(self.config.unwrap_or_default())
         .with_metrics(|| "# TYPE inbox_test_total counter\ninbox_test_total 7\n".into());
+        if let Some(per_minute) = self.api_rate_limit {
+            let limiter = Arc::new(inbox_ratelimit::LocalLimiter::new());
+            let limits = inbox_api::ApiKeyLimits::new(limiter, per_minute).unwrap();
+            state = state
+                .clone()
+                .with_rate_limits(state.budgets.clone(), limits);
+        }
+        if self.degraded_readiness {
+            state = state.with_readiness_check(DegradedCheck);
+        }
         if self.failing_readiness {
             state = state.with_readiness_check(FailingCheck);
         }
@@ -170,6 +246,7 @@ impl TestAppBuilder {
             instagram,
             whatsapp,
             x,
+            facebook,
             hooks,
             key,
             other_key,
@@ -188,6 +265,7 @@ pub struct TestApp {
     pub instagram: Arc<MemoryPlatform>,
     pub whatsapp: Arc<MemoryPlatform>,
     pub x: Arc<MemoryPlatform>,
+    pub facebook: Arc<MemoryPlatform>,
     pub hooks: Arc<RecordingHooks>,
     /// The API key of workspace `acme`.
     pub key: String,

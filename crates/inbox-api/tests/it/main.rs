@@ -10,6 +10,7 @@ mod errors;
 mod messages;
 mod openapi;
 mod ops;
+mod ratelimit;
 mod send;
 mod tenancy;
 mod webhooks;

@@ -765,3 +765,53 @@ async fn an_adapter_panic_is_a_500_and_frees_the_idempotency_key() {
     }
     retried.ok(201);
 }
+
+#[tokio::test]
+async fn expired_credentials_are_refreshed_once_and_the_send_retried() {
+    let app = TestApp::new().await;
+    let t = thread(&app, "x", 1).await;
+    app.x.fail_next(
+        Operation::Send,
+        Failure::ReauthRequired("access token expired".into()),
+    );
+    let sent = app.post(&t.path, json!({"message": "hi"})).await;
+    sent.ok(201);
+    assert_eq!(app.hooks.refreshed.lock().unwrap().len(), 1);
+    assert_eq!(
+        app.x.sends().len(),
+        2,
+        "the send was retried after the refresh"
+    );
+    let account = app.get(&format!("/api/v1/accounts/{}", t.account)).await;
+    assert_eq!(account.ok(200)["status"], "active");
+}
+
+#[tokio::test]
+async fn a_refusal_that_survives_the_refresh_needs_reauthorisation() {
+    let app = TestApp::new().await;
+    let t = thread(&app, "x", 1).await;
+    for _ in 0..2 {
+        app.x.fail_next(
+            Operation::Send,
+            Failure::ReauthRequired("invalid_grant".into()),
+        );
+    }
+    let refused = app.post(&t.path, json!({"message": "hi"})).await;
+    refused.problem(409, "account_reauth_required");
+    assert_eq!(app.hooks.refreshed.lock().unwrap().len(), 1);
+    let account = app.get(&format!("/api/v1/accounts/{}", t.account)).await;
+    assert_eq!(account.ok(200)["status"], "reauth_required");
+}
+
+#[tokio::test]
+async fn platforms_whose_credentials_do_not_expire_are_not_refreshed() {
+    let app = TestApp::new().await;
+    let t = thread(&app, "telegram", 1).await;
+    app.telegram.fail_next(
+        Operation::Send,
+        Failure::ReauthRequired("Unauthorized".into()),
+    );
+    let refused = app.post(&t.path, json!({"message": "hi"})).await;
+    refused.problem(409, "account_reauth_required");
+    assert!(app.hooks.refreshed.lock().unwrap().is_empty());
+}

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use inbox_core::{AccountStatus, Credentials, Error, EventType, PageRequest, PlatformKind};
+use inbox_core::{
+    AccountStatus, Credentials, Error, EventType, PageRequest, PlatformKind, RefreshedCredentials,
+};
 use inbox_store::{AccountFilter, ConversationFilter};
 use secrecy::ExposeSecret;
 
@@ -429,7 +431,11 @@ pub async fn secrets_are_encrypted_at_rest(db: TestDb) {
     store
         .update_account_credentials(
             &account.id,
-            &Credentials::from_json_text("{\"botToken\":\"refreshed\"}".into()),
+            &RefreshedCredentials {
+                credentials: Credentials::from_json_text("{\"botToken\":\"refreshed\"}".into()),
+                expires_at: None,
+            },
+            None,
         )
         .await
         .unwrap();
@@ -447,7 +453,11 @@ pub async fn secrets_are_encrypted_at_rest(db: TestDb) {
         store
             .update_account_credentials(
                 &unknown_account(),
-                &Credentials::from_json_text("{}".into())
+                &RefreshedCredentials {
+                    credentials: Credentials::from_json_text("{}".into()),
+                    expires_at: None,
+                },
+                None,
             )
             .await,
         Err(Error::NotFound { .. })

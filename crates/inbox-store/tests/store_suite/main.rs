@@ -12,6 +12,7 @@ mod deliveries;
 mod endpoints;
 mod inbound;
 mod operations;
+mod refresh;
 mod support;
 
 /// Expands `module::case` paths into one named test per case per backend.
@@ -77,4 +78,7 @@ store_suite! {
     deliveries::deleted_endpoints_get_nothing_more,
     deliveries::deliveries_paginate_newest_first,
     deliveries::commits_with_deliveries_wake_the_worker,
+    refresh::refreshes_come_due_in_order_and_can_be_postponed,
+    refresh::oauth_states_are_single_use_expire_and_keep_verifiers_secret,
+    refresh::conversations_are_found_by_platform_id_within_their_account,
 }

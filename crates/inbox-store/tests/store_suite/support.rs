@@ -118,6 +118,8 @@ pub fn new_account(
             "{{\"botToken\":\"token-{platform_id}\"}}"
         )),
         inbound_secret: Some(SecretString::from(format!("inbound-{platform_id}"))),
+        credentials_expire_at: None,
+        refresh_due_at: None,
     }
 }
 

@@ -17,7 +17,14 @@ pub async fn capabilities_are_coherent(platform: &dyn Platform, _fake: &dyn Fake
     assert!(!caps.text_limits.is_empty(), "at least one text limit");
     assert!(caps.text_limits.iter().all(|limit| limit.max > 0));
     if let Some(captions) = &caps.caption_limits {
-        assert!(!captions.is_empty() && captions.iter().all(|limit| limit.max > 0));
+        // A caption limit of 0 says the platform takes no text with an attachment.
+        assert!(!captions.is_empty());
+        if captions.iter().any(|limit| limit.max == 0) {
+            assert!(
+                !caps.outbound_attachments.is_empty(),
+                "a caption rule needs attachments"
+            );
+        }
     }
     assert_eq!(
         caps.outbound_attachments.is_empty(),
@@ -76,8 +83,28 @@ pub async fn capabilities_agree_with_unsupported_operations(
     );
     assert_support(
         "refresh_credentials",
-        caps.refreshable_credentials,
+        caps.credential_refresh.is_some(),
         platform.refresh_credentials(ctx).await,
+    );
+    assert_support(
+        "fetch_participant",
+        caps.profile_lookup,
+        platform
+            .fetch_participant(ctx, &conversation.participant.id)
+            .await,
+    );
+    let oauth = inbox_core::OAuthRequest {
+        state: "state-1".into(),
+        redirect_uri: "https://gateway.example/api/v1/oauth/callback".into(),
+        code_challenge: caps
+            .oauth
+            .is_some_and(|flow| flow.pkce)
+            .then(|| "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+    };
+    assert_support(
+        "oauth_authorize_url",
+        caps.oauth.is_some(),
+        platform.oauth_authorize_url(&oauth),
     );
     if !caps.inbound_modes.contains(&InboundMode::Polling) {
         assert_support("poll", false, platform.poll(ctx, None).await);

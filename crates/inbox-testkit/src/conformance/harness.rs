@@ -170,13 +170,33 @@ impl<'a> Inbox<'a> {
         if let Some(capture) = &capture {
             fake.route_pushes_to(&account.seeded, capture.url()).await;
         }
+        // Take the starting position first, as the gateway's poller does: platforms with a
+        // browsable history (X, Reddit, Bluesky) start at the current position, so what
+        // happens after this point is what later polls must return.
+        let cursor = if mode == InboundMode::Polling {
+            platform
+                .poll(&account.context, None)
+                .await
+                .unwrap_or_else(|err| panic!("the first poll failed: {err:?}"))
+                .next_cursor
+        } else {
+            None
+        };
         Inbox {
             platform,
             account,
             mode,
             capture,
-            cursor: None,
+            cursor,
         }
+    }
+
+    /// Where pushes for this inbox go (webhook modes only).
+    pub(crate) fn url(&self) -> &str {
+        self.capture
+            .as_ref()
+            .expect("url needs a webhook mode")
+            .url()
     }
 
     /// The next raw push (webhook modes only).

@@ -201,3 +201,44 @@ pub async fn redelivery_parses_to_the_same_ids(platform: &dyn Platform, fake: &d
         assert_eq!(ids(&first), ids(&second));
     }
 }
+
+/// A backlog larger than a page arrives complete, in order, and once, however many polls it
+/// takes: a cursor never skips or repeats.
+pub async fn backlogs_arrive_complete_in_order_once(
+    platform: &dyn Platform,
+    fake: &dyn FakeControl,
+) {
+    if !platform
+        .capabilities()
+        .inbound_modes
+        .contains(&InboundMode::Polling)
+    {
+        return not_applicable(
+            platform,
+            "backlogs_arrive_complete_in_order_once",
+            "no polling",
+        );
+    }
+    let account = connect(platform, fake).await;
+    let conversation = fake.seed_conversation(&account.seeded).await;
+    let mut inbox = Inbox::open(platform, fake, &account, Some(InboundMode::Polling)).await;
+    let sent: Vec<String> = (0..130).map(|n| format!("backlog {n:03}")).collect();
+    for text in &sent {
+        fake.push_inbound(
+            &account.seeded,
+            &conversation,
+            InboundContent::Text(text.clone()),
+        )
+        .await;
+    }
+    let mut received = Vec::new();
+    for _ in 0..20 {
+        let events = inbox.poll().await;
+        let found = messages(&events);
+        if found.is_empty() && received.len() >= sent.len() {
+            break;
+        }
+        received.extend(found.iter().map(|m| m.text.clone()));
+    }
+    assert_eq!(received, sent, "every message once, oldest first");
+}

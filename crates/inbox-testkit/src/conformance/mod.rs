@@ -34,6 +34,7 @@ mod connect;
 mod errors;
 mod harness;
 mod inbound;
+mod meta;
 mod send;
 
 use std::time::Duration;
@@ -57,8 +58,12 @@ pub use errors::{
 };
 pub use harness::{Connected, PushCapture, connect};
 pub use inbound::{
-    polling_returns_each_update_once, redelivery_parses_to_the_same_ids,
-    webhook_pushes_are_verified_then_parsed,
+    backlogs_arrive_complete_in_order_once, polling_returns_each_update_once,
+    redelivery_parses_to_the_same_ids, webhook_pushes_are_verified_then_parsed,
+};
+pub use meta::{
+    echoes_of_sends_are_outgoing, per_app_pushes_name_their_account,
+    platform_window_refusals_are_window_closed,
 };
 pub use send::{
     replies_thread_when_supported, send_text_returns_a_platform_id,
@@ -235,6 +240,30 @@ pub trait FakeControl: Send + Sync {
 
     /// Serves `bytes` at a URL the platform can fetch (for sends by URL).
     fn host_media(&self, name: &str, bytes: Vec<u8>, mime: &str) -> String;
+
+    /// Makes the platform emit its echo of a message the account sent (Meta's `is_echo`),
+    /// the way inbound events arrive. `false` where the platform has no echoes.
+    async fn push_echo(
+        &self,
+        _account: &SeededAccount,
+        _conversation: &SeededConversation,
+        _platform_message_id: &str,
+    ) -> bool {
+        false
+    }
+
+    /// Makes the platform refuse the next send into the conversation because its messaging
+    /// window is closed (Messenger 10/2018278, Instagram 10/2534022, WhatsApp 131047). `false`
+    /// where the platform has no window.
+    fn close_window(&self, _account: &SeededAccount, _conversation: &SeededConversation) -> bool {
+        false
+    }
+
+    /// Whether participants can send media in a DM on this platform (Reddit messages and
+    /// Bluesky chats carry text only); the inbound media case does not apply otherwise.
+    fn inbound_media(&self) -> bool {
+        true
+    }
 }
 
 /// A 1×1 PNG, for attachment cases.
@@ -278,9 +307,13 @@ macro_rules! platform_conformance {
             refusals_keep_the_platform_code_and_message,
             webhook_pushes_are_verified_then_parsed,
             polling_returns_each_update_once,
+            backlogs_arrive_complete_in_order_once,
             redelivery_parses_to_the_same_ids,
             images_are_sent_by_url,
             inbound_images_download_through_fetch_attachment,
+            per_app_pushes_name_their_account,
+            echoes_of_sends_are_outgoing,
+            platform_window_refusals_are_window_closed,
         );
     };
     (@cases $setup:path; $($case:ident),+ $(,)?) => {

@@ -7,4 +7,11 @@
 //! [`FakeControl`](crate::conformance::FakeControl) for the shared conformance suite. A fake runs
 //! until its last handle is dropped or the test's runtime ends.
 
+pub mod bluesky;
+mod common;
+pub mod graph;
+pub mod instagram;
+pub mod meta;
+pub mod reddit;
 pub mod telegram;
+pub mod x;

@@ -75,6 +75,7 @@ impl FakeControl for FakeTelegram {
             target: inbox_core::ConversationTarget {
                 platform_conversation_id: id.to_string(),
                 participant_id: id.to_string(),
+                last_inbound_platform_message_id: None,
             },
             participant: inbox_core::Participant {
                 id: id.to_string(),

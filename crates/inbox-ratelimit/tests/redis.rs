@@ -1,0 +1,379 @@
+//! The Redis limiter and the fallback against a real `redis-server` (started on a free
+//! loopback port by `inbox_testkit`; with `CI=true` its absence fails the test): the GCRA
+//! arithmetic as Redis computes it, bursts and the steady rate, concurrent callers and two
+//! limiters sharing one Redis staying within one budget, lost scripts, corrupt keys and
+//! malformed replies treated as Redis being down, and Redis killed and restarted under the
+//! fallback.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use inbox_ratelimit::{
+    Backend, Bucket, FallbackLimiter, LimitError, LocalLimiter, Quota, RateLimiter, RedisConfig,
+    RedisHealth, RedisLimiter, key,
+};
+use inbox_testkit::services::RedisServer;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+};
+
+fn limiter(redis: &RedisServer) -> RedisLimiter {
+    RedisLimiter::new(&RedisConfig::new(redis.url())).unwrap()
+}
+
+/// A quota whose refill is too slow to matter while a test runs: every number it produces is
+/// exact.
+fn hourly(count: u32) -> Quota {
+    Quota::per_period(count, Duration::from_secs(3_600)).unwrap()
+}
+
+async fn raw(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_burst_then_refusals_with_exact_numbers() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let limiter = limiter(&redis);
+    limiter.probe().await.unwrap();
+    let key = key::key(&["test", "burst"]);
+    let quota = hourly(3);
+    for expected in [2, 1, 0] {
+        let decision = limiter.check_key(&key, quota, 1).await.unwrap();
+        assert!(decision.allowed);
+        assert_eq!((decision.limit, decision.remaining), (3, expected));
+        assert_eq!(decision.retry_after, Duration::ZERO);
+    }
+    let refused = limiter.check_key(&key, quota, 1).await.unwrap();
+    assert!(!refused.allowed);
+    assert_eq!((refused.limit, refused.remaining), (3, 0));
+    // One interval (20 minutes) less the microseconds since the third call.
+    assert!(refused.retry_after <= Duration::from_secs(1_200));
+    assert!(refused.retry_after > Duration::from_secs(1_190));
+    assert!(refused.reset_after <= Duration::from_secs(3_600));
+    assert!(refused.reset_after > Duration::from_secs(3_590));
+    // The key expires when the bucket is full again.
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut raw(&redis).await)
+        .await
+        .unwrap();
+    assert!((3_590_000..=3_600_000).contains(&ttl), "{ttl}");
+    assert_eq!(limiter.backend(), Backend::Redis);
+}
+
+#[tokio::test]
+async fn the_steady_rate_follows_the_burst() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let limiter = limiter(&redis);
+    // Two at once, then one every 200 ms.
+    let quota = Quota::per_period(2, Duration::from_millis(400)).unwrap();
+    let key = key::key(&["test", "steady"]);
+    assert!(limiter.check_key(&key, quota, 1).await.unwrap().allowed);
+    assert!(limiter.check_key(&key, quota, 1).await.unwrap().allowed);
+    for _ in 0..3 {
+        let refused = limiter.check_key(&key, quota, 1).await.unwrap();
+        assert!(!refused.allowed);
+        assert!(refused.retry_after <= Duration::from_millis(200));
+        // Waiting exactly as long as told is enough for one more call, and only one.
+        tokio::time::sleep(refused.retry_after).await;
+        let allowed = limiter.check_key(&key, quota, 1).await.unwrap();
+        assert!(allowed.allowed, "{allowed:?}");
+        assert_eq!(allowed.remaining, 0);
+    }
+}
+
+#[tokio::test]
+async fn concurrent_callers_never_exceed_the_budget() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    // Two limiters, each with its own connection, as two gateway processes would have.
+    let limiters = [limiter(&redis), limiter(&redis)];
+    let quota = hourly(100);
+    let key = key::key(&["test", "shared"]);
+    let allowed = Arc::new(AtomicU32::new(0));
+    let mut tasks = Vec::new();
+    for task in 0..40 {
+        let limiter = limiters[task % 2].clone();
+        let allowed = allowed.clone();
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..10 {
+                if limiter.check_key(&key, quota, 1).await.unwrap().allowed {
+                    allowed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(allowed.load(Ordering::Relaxed), 100);
+}
+
+#[tokio::test]
+async fn a_call_refused_by_one_bucket_charges_none() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let limiter = limiter(&redis);
+    let (bot, chat) = (key::key(&["t", "bot"]), key::key(&["t", "bot", "chat"]));
+    let buckets = [Bucket::new(&chat, hourly(1)), Bucket::new(&bot, hourly(10))];
+    let first = limiter.check(&buckets, 1).await.unwrap();
+    assert!(first.allowed);
+    // The chat's bucket speaks for the call: it has the fewest calls left.
+    assert_eq!((first.limit, first.remaining), (1, 0));
+    for _ in 0..5 {
+        let refused = limiter.check(&buckets, 1).await.unwrap();
+        assert!(!refused.allowed);
+        assert_eq!(refused.limit, 1);
+    }
+    let bot_only = limiter.check_key(&bot, hourly(10), 1).await.unwrap();
+    assert_eq!(bot_only.remaining, 8, "only the allowed call was charged");
+}
+
+#[tokio::test]
+async fn a_penalty_blocks_the_bucket_until_the_platforms_reset() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let limiter = limiter(&redis);
+    let key = key::key(&["t", "penalty"]);
+    let quota = Quota::per_period(100, Duration::from_secs(1)).unwrap();
+    limiter
+        .penalize(&Bucket::new(&key, quota), Duration::from_secs(900))
+        .await
+        .unwrap();
+    // A shorter penalty later does not shorten it.
+    limiter
+        .penalize(&Bucket::new(&key, quota), Duration::from_secs(1))
+        .await
+        .unwrap();
+    let refused = limiter.check_key(&key, quota, 1).await.unwrap();
+    assert!(!refused.allowed);
+    assert!(refused.retry_after > Duration::from_secs(899));
+    assert!(refused.retry_after <= Duration::from_secs(900));
+}
+
+#[tokio::test]
+async fn scripts_lost_by_redis_are_loaded_again() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let limiter = limiter(&redis);
+    let key = key::key(&["t", "noscript"]);
+    assert!(limiter.check_key(&key, hourly(5), 1).await.unwrap().allowed);
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut raw(&redis).await)
+        .await
+        .unwrap();
+    let exists: Vec<bool> = redis::cmd("SCRIPT")
+        .arg("EXISTS")
+        .arg(limiter.check_script_sha())
+        .query_async(&mut raw(&redis).await)
+        .await
+        .unwrap();
+    assert_eq!(exists, [false]);
+    let decision = limiter.check_key(&key, hourly(5), 1).await.unwrap();
+    assert_eq!(
+        decision.remaining, 3,
+        "the state survived; only the script was lost"
+    );
+}
+
+#[tokio::test]
+async fn a_corrupt_key_is_an_error_and_the_fallback_answers_locally() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mut conn = raw(&redis).await;
+    let wrong_type = key::key(&["t", "hash"]);
+    let not_a_number = key::key(&["t", "text"]);
+    let _: () = redis::cmd("HSET")
+        .arg(&wrong_type)
+        .arg("a")
+        .arg("b")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&not_a_number)
+        .arg("soon")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let limiter = limiter(&redis);
+    for key in [&wrong_type, &not_a_number] {
+        let err = limiter.check_key(key, hourly(1), 1).await.unwrap_err();
+        assert!(matches!(err, LimitError::Redis(_)), "{err:?}");
+    }
+    let fallback = FallbackLimiter::new(limiter, LocalLimiter::new(), Duration::from_secs(60));
+    // The local bucket allows one call per hour: the answer is a decision, never "allowed
+    // forever".
+    let first = fallback.check_key(&wrong_type, hourly(1), 1).await.unwrap();
+    assert!(first.allowed);
+    assert!(fallback.is_degraded());
+    assert_eq!(fallback.backend(), Backend::Local);
+    assert!(
+        !fallback
+            .check_key(&wrong_type, hourly(1), 1)
+            .await
+            .unwrap()
+            .allowed
+    );
+    assert!(matches!(fallback.health(), RedisHealth::Degraded { .. }));
+}
+
+/// A server that speaks just enough RESP to be connected to, and answers every command with
+/// `reply` (nothing at all when `None`).
+async fn fake_redis(reply: Option<&'static [u8]>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 64 * 1024];
+                loop {
+                    let n = match socket.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    // One reply per command: each command is an array (`*<n>`) at a line
+                    // start.
+                    let commands = buffer[..n]
+                        .split(|byte| *byte == b'\n')
+                        .filter(|line| line.first() == Some(&b'*'))
+                        .count();
+                    if let Some(reply) = reply {
+                        for _ in 0..commands {
+                            if socket.write_all(reply).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn malformed_or_missing_replies_count_as_redis_down() {
+    let replies: [(&[u8], &str); 4] = [
+        (b"*2\r\n:1\r\n:1\r\n", "a short array"),
+        (b"$-1\r\n", "a nil"),
+        (
+            b"*5\r\n:1\r\n:1000\r\n:999\r\n:0\r\n:1\r\n",
+            "a limit no bucket has",
+        ),
+        (b"+OK\r\n", "a status"),
+    ];
+    for (reply, what) in replies {
+        let url = fake_redis(Some(reply)).await;
+        let limiter = RedisLimiter::new(&RedisConfig::new(url)).unwrap();
+        let err = limiter.check_key("k", hourly(5), 1).await.unwrap_err();
+        assert!(err.is_backend_failure(), "{what}: {err:?}");
+        let fallback = FallbackLimiter::new(limiter, LocalLimiter::new(), Duration::from_secs(60));
+        let decision = fallback.check_key("k", hourly(5), 1).await.unwrap();
+        assert_eq!(
+            decision.remaining, 4,
+            "{what}: answered by the local bucket"
+        );
+        assert!(fallback.is_degraded(), "{what}");
+    }
+    // A Redis that never answers times out.
+    let url = fake_redis(None).await;
+    let mut config = RedisConfig::new(url);
+    config.timeout = Duration::from_millis(100);
+    let silent = RedisLimiter::new(&config).unwrap();
+    let err = silent.check_key("k", hourly(5), 1).await.unwrap_err();
+    assert!(err.to_string().contains("no answer"), "{err}");
+}
+
+#[tokio::test]
+async fn redis_killed_and_restarted_under_the_fallback() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let fallback = FallbackLimiter::start(
+        limiter(&redis),
+        LocalLimiter::new(),
+        Duration::from_millis(50),
+    )
+    .await;
+    assert_eq!(fallback.backend(), Backend::Redis);
+    assert_eq!(fallback.readiness().await, Ok(()));
+    let key = key::key(&["t", "outage"]);
+    let quota = hourly(10);
+    assert_eq!(
+        fallback.check_key(&key, quota, 1).await.unwrap().remaining,
+        9
+    );
+
+    redis.kill();
+    // Every call is answered, from process memory now.
+    for _ in 0..3 {
+        assert!(fallback.check_key(&key, quota, 1).await.unwrap().allowed);
+    }
+    assert!(fallback.is_degraded());
+    let report = fallback.readiness().await.unwrap_err();
+    assert!(report.contains("Redis is unreachable"), "{report}");
+
+    redis.restart();
+    let mut back = false;
+    for _ in 0..200 {
+        if !fallback.is_degraded() {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(back, "the fallback returned to Redis after it restarted");
+    assert_eq!(fallback.readiness().await, Ok(()));
+    // A restarted Redis starts empty: the bucket is fresh again, and answered by Redis.
+    let decision = fallback.check_key(&key, quota, 1).await.unwrap();
+    assert_eq!(decision.remaining, 9);
+    assert_eq!(fallback.backend(), Backend::Redis);
+}
+
+#[tokio::test]
+async fn a_redis_down_at_start_up_is_used_once_it_answers() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    redis.kill();
+    let fallback = FallbackLimiter::start(
+        RedisLimiter::new(&RedisConfig::new(url)).unwrap(),
+        LocalLimiter::new(),
+        Duration::from_millis(50),
+    )
+    .await;
+    assert!(fallback.is_degraded());
+    assert!(fallback.check_key("k", hourly(2), 1).await.unwrap().allowed);
+    redis.restart();
+    for _ in 0..200 {
+        if !fallback.is_degraded() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(fallback.backend(), Backend::Redis);
+}
