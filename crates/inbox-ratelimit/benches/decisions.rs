@@ -260,11 +260,12 @@ fn main() {
             "EVALSHA",
             limiter.check_script_sha(),
             "1",
-            "inboxgw:rl:bench:__rand_int__",
+            inbox_ratelimit::BUCKETS,
             // one decision (a batch of one) on one bucket, cost 1
             "1",
             "1",
             "1",
+            "inboxgw:rl:bench:__rand_int__",
             &t,
             &burst,
         ],
@@ -308,7 +309,7 @@ fn print_rows(rows: &[Row], redis_benchmark: Option<(Option<f64>, Option<f64>)>)
         show(trivial)
     );
     println!(
-        "| `redis-benchmark -c 50 -P 16 EVALSHA <check.lua> 1 key …` | | | {} |",
+        "| `redis-benchmark -c 50 -P 16 EVALSHA <check.lua> <one decision>` | | | {} |",
         show(gcra)
     );
     println!();

@@ -1,5 +1,6 @@
 //! Limiter keys. One helper builds every key, so that keys are namespaced (they can share a
-//! Redis with other applications), predictable for operators (`redis-cli --scan --pattern
+//! Redis with other applications), predictable for operators (in Redis each bucket is a field
+//! of the hash [`crate::BUCKETS`]: `redis-cli HSCAN inboxgw:rl:buckets 0 MATCH
 //! 'inboxgw:rl:telegram:*'`), and unambiguous: each part is escaped so that an id containing
 //! `:` can never make two different buckets share a key.
 //!

@@ -24,6 +24,8 @@ pub const REDIS_DURATION: &str = "inbox_ratelimit_redis_duration_seconds";
 pub const PUSHBACK: &str = "inbox_ratelimit_pushback_total";
 /// Decisions carried by one Redis script run.
 pub const BATCH_SIZE: &str = "inbox_ratelimit_redis_batch_size";
+/// Full buckets deleted from Redis by the sweep.
+pub const BUCKETS_SWEPT: &str = "inbox_ratelimit_buckets_swept_total";
 
 /// Describes the metrics for `/metrics`. Call once after installing the recorder.
 pub fn describe_metrics() {
@@ -49,6 +51,10 @@ pub fn describe_metrics() {
     describe_histogram!(
         BATCH_SIZE,
         "Rate-limit decisions carried by one Redis script run (batching under load)."
+    );
+    describe_counter!(
+        BUCKETS_SWEPT,
+        "Full rate-limit buckets deleted from Redis by the periodic sweep."
     );
 }
 
@@ -102,6 +108,11 @@ pub fn set_backend_gauge(active: Backend) {
 /// Counts a Redis failure by reason.
 pub(crate) fn redis_error(reason: &'static str) {
     counter!(REDIS_ERRORS, "reason" => reason).increment(1);
+}
+
+/// Counts buckets the sweep deleted from Redis.
+pub(crate) fn buckets_swept(count: u64) {
+    counter!(BUCKETS_SWEPT).increment(count);
 }
 
 /// Records how many decisions one Redis script run carried.

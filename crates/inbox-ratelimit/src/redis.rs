@@ -4,9 +4,15 @@
 //! Decisions are batched, like group commit: concurrent `check` calls queue to one
 //! dispatcher task, which sends whatever has queued (up to [`MAX_BATCH`] decisions) as one
 //! script run while earlier batches are still in flight. The script's fixed cost — the call,
-//! reading `TIME` — is paid once per batch and each bucket is read and written once per batch,
-//! which is what lets one Redis serve many times more decisions than one script run per
-//! decision would. Under light load a batch holds one decision and adds only a channel hop.
+//! reading `TIME` — is paid once per batch and the buckets are read with one `HMGET` and
+//! written with one `HSET` per batch, which is what lets one Redis serve many times more
+//! decisions than one script run per decision would. Under light load a batch holds one
+//! decision and adds only a channel hop.
+//!
+//! Every bucket is a field of one hash, [`BUCKETS`] (a key per bucket would need an expiry
+//! to stay bounded, and setting one doubles the cost of each write). A full bucket and an
+//! absent one mean the same, so a sweep deletes the fields of full buckets: each process
+//! tries every [`SWEEP_EVERY`], and a short lock lets one of them do it.
 //!
 //! The scripts are loaded once (`SCRIPT LOAD`, checking that Redis computed the same SHA-1
 //! as we did) and run by hash (`EVALSHA`); a Redis that lost them (restart, `SCRIPT FLUSH`)
@@ -19,7 +25,7 @@
 //! the [fallback](crate::FallbackLimiter) treats as Redis being down: never as "allowed".
 
 use std::{
-    sync::Arc,
+    sync::{Arc, Weak},
     time::{Duration, Instant},
 };
 
@@ -41,6 +47,21 @@ use crate::{
 pub const CHECK_SCRIPT: &str = include_str!("lua/check.lua");
 /// The penalty script's source.
 pub const PENALIZE_SCRIPT: &str = include_str!("lua/penalize.lua");
+/// The sweep script's source.
+pub const SWEEP_SCRIPT: &str = include_str!("lua/sweep.lua");
+
+/// The hash holding every bucket: field = the bucket's key (see [`crate::key`]), value = its
+/// theoretical arrival time in microseconds of Redis's clock.
+pub const BUCKETS: &str = "inboxgw:rl:buckets";
+
+/// How often each process offers to sweep full buckets out of [`BUCKETS`].
+pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// The lock that lets one process sweep per round; it lapses before the next round.
+const SWEEP_LOCK: &str = "inboxgw:rl:sweeping";
+
+/// Fields one sweep step looks at: small enough that a step never holds Redis's thread long.
+const SWEEP_STEP: u32 = 500;
 
 /// The most decisions one script run makes. Large enough to amortise the call, small enough
 /// that one run stays well under a millisecond of Redis's single thread.
@@ -49,11 +70,11 @@ pub const MAX_BATCH: usize = 256;
 /// Batches on the connection at once: while they are in flight the next batch fills up.
 const BATCHES_IN_FLIGHT: usize = 2;
 
-/// One queued decision: its buckets' keys, its script arguments (bucket count, cost, then
-/// each bucket's interval and burst) and where to send its 5-integer reply.
+/// One queued decision: its buckets (key, interval µs, burst), its cost, and where to send
+/// its 5-integer reply.
 struct Pending {
-    keys: Vec<String>,
-    args: Vec<u64>,
+    buckets: Vec<(String, u64, u32)>,
+    cost: u32,
     reply: oneshot::Sender<Result<Value, LimitError>>,
 }
 
@@ -110,6 +131,7 @@ struct Inner {
     timeout: Duration,
     check: LoadedScript,
     penalize: LoadedScript,
+    sweep: LoadedScript,
     counters: DecisionCounters,
     timer: RedisTimer,
 }
@@ -166,12 +188,14 @@ impl RedisLimiter {
             timeout: config.timeout,
             check: LoadedScript::new("check", CHECK_SCRIPT),
             penalize: LoadedScript::new("penalize", PENALIZE_SCRIPT),
+            sweep: LoadedScript::new("sweep", SWEEP_SCRIPT),
             counters: DecisionCounters::new(Backend::Redis),
             timer: RedisTimer::new(),
         });
         let (queue, pending) = mpsc::channel(MAX_BATCH * BATCHES_IN_FLIGHT * 4);
         let limiter = RedisLimiter { inner, queue };
         tokio::spawn(dispatch(limiter.inner.clone(), pending));
+        tokio::spawn(sweep_periodically(Arc::downgrade(&limiter.inner)));
         Ok(limiter)
     }
 
@@ -196,7 +220,18 @@ impl RedisLimiter {
             other => return Err(malformed(format!("PING answered {other:?}"))),
         }
         load(&self.inner, &self.inner.check).await?;
-        load(&self.inner, &self.inner.penalize).await
+        load(&self.inner, &self.inner.penalize).await?;
+        load(&self.inner, &self.inner.sweep).await
+    }
+
+    /// Deletes every full bucket from [`BUCKETS`] now, in steps of a few hundred fields, and
+    /// returns how many it deleted. The periodic sweep calls this; it is safe to run from
+    /// several processes at once (each step re-reads the clock and the fields it deletes).
+    ///
+    /// # Errors
+    /// The first failing step's error; the next sweep starts over.
+    pub async fn sweep(&self) -> Result<u64, LimitError> {
+        sweep_all(&self.inner).await
     }
 
     /// Runs one command under the timeout, timing it.
@@ -216,6 +251,10 @@ async fn dispatch(inner: Arc<Inner>, mut pending: mpsc::Receiver<Pending>) {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
+        // A slot frees when a batch's replies arrive, which wakes that batch's callers at the
+        // same moment; letting them run first means their next decisions join this batch
+        // instead of trickling into many small ones.
+        tokio::task::yield_now().await;
         let mut batch = Vec::with_capacity(MAX_BATCH);
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -235,15 +274,15 @@ async fn dispatch(inner: Arc<Inner>, mut pending: mpsc::Receiver<Pending>) {
 /// Runs one batch and answers every decision in it: its own 5 integers, or the batch's error.
 async fn run_batch(inner: &Inner, batch: Vec<Pending>) {
     metrics::batch_size(batch.len());
-    let mut keys: Vec<&str> = Vec::new();
-    let mut args: Vec<u64> =
-        Vec::with_capacity(1 + batch.iter().map(|p| p.args.len()).sum::<usize>());
-    args.push(batch.len() as u64);
+    let mut command = script_call(&inner.check);
+    command.arg(batch.len());
     for pending in &batch {
-        keys.extend(pending.keys.iter().map(String::as_str));
-        args.extend_from_slice(&pending.args);
+        command.arg(pending.buckets.len()).arg(pending.cost);
+        for (key, interval, burst) in &pending.buckets {
+            command.arg(key).arg(interval).arg(burst);
+        }
     }
-    let reply = eval(inner, &inner.check, &keys, &args).await;
+    let reply = eval(inner, &inner.check, &command).await;
     let replies = reply.and_then(|reply| split_batch_reply(reply, batch.len()));
     match replies {
         Ok(replies) => {
@@ -272,29 +311,102 @@ fn split_batch_reply(reply: Value, decisions: usize) -> Result<Vec<Value>, Limit
     }
 }
 
-/// `EVALSHA` under the timeout, loading the script again once when Redis lost it.
+/// `EVALSHA <script> 1 <BUCKETS>`, to which the caller adds the script's arguments.
+fn script_call(script: &LoadedScript) -> redis::Cmd {
+    let mut command = redis::cmd("EVALSHA");
+    command.arg(&script.sha).arg(1).arg(BUCKETS);
+    command
+}
+
+/// Runs a [`script_call`] under the timeout, loading the script again once when Redis lost
+/// it.
 async fn eval(
     inner: &Inner,
     script: &LoadedScript,
-    keys: &[&str],
-    args: &[u64],
+    command: &redis::Cmd,
 ) -> Result<Value, LimitError> {
-    let mut command = redis::cmd("EVALSHA");
-    command.arg(&script.sha).arg(keys.len()).arg(keys).arg(args);
-    match timed_query(inner, &command).await {
+    match timed_query(inner, command).await {
         Err(Some(err)) if err.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
             tracing::info!(
                 script = script.name,
                 "Redis lost the rate-limit script; loading it again"
             );
             load(inner, script).await?;
-            timed_query(inner, &command)
+            timed_query(inner, command)
                 .await
                 .map_err(|err| err.map_or_else(|| timed_out(inner), |err| redis_failure(&err)))
         }
         other => {
             other.map_err(|err| err.map_or_else(|| timed_out(inner), |err| redis_failure(&err)))
         }
+    }
+}
+
+/// Every [`SWEEP_EVERY`] (first after a random part of it, so replicas started together do
+/// not all try at once), takes the sweep lock if no other process holds it and sweeps. Ends
+/// when the limiter is dropped. Failures are logged at debug level: the fallback already
+/// reports Redis being down, and the next round starts over.
+async fn sweep_periodically(inner: Weak<Inner>) {
+    let first = SWEEP_EVERY.mul_f64(rand::random::<f64>());
+    tokio::time::sleep(first).await;
+    loop {
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let lock_ms = SWEEP_EVERY.as_millis() * 9 / 10;
+        let mut take_lock = redis::cmd("SET");
+        take_lock
+            .arg(SWEEP_LOCK)
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(lock_ms as u64);
+        match timed_query(&inner, &take_lock).await {
+            Ok(Value::Okay) => match sweep_all(&inner).await {
+                Ok(deleted) => tracing::debug!(deleted, "swept full rate-limit buckets"),
+                Err(err) => tracing::debug!(error = %err, "sweeping rate-limit buckets failed"),
+            },
+            Ok(_) => {} // another process sweeps this round
+            Err(err) => tracing::debug!(error = ?err, "could not take the sweep lock"),
+        }
+        drop(inner);
+        tokio::time::sleep(SWEEP_EVERY).await;
+    }
+}
+
+/// Runs the sweep script from cursor `0` until the scan completes; returns fields deleted.
+async fn sweep_all(inner: &Inner) -> Result<u64, LimitError> {
+    let mut cursor = "0".to_owned();
+    let mut deleted = 0;
+    loop {
+        let mut command = script_call(&inner.sweep);
+        command.arg(&cursor).arg(SWEEP_STEP);
+        let reply = eval(inner, &inner.sweep, &command).await?;
+        let (next, count) = parse_sweep_reply(&reply)?;
+        deleted += count;
+        metrics::buckets_swept(count);
+        if next == "0" {
+            return Ok(deleted);
+        }
+        cursor = next;
+    }
+}
+
+/// Validates a sweep step's reply: `{next cursor, fields deleted}`.
+fn parse_sweep_reply(reply: &Value) -> Result<(String, u64), LimitError> {
+    match reply {
+        Value::Array(items) => match items.as_slice() {
+            [Value::BulkString(cursor), Value::Int(count)] if *count >= 0 => {
+                match std::str::from_utf8(cursor) {
+                    Ok(cursor) if cursor.bytes().all(|b| b.is_ascii_digit()) => {
+                        Ok((cursor.to_owned(), u64::try_from(*count).unwrap_or(0)))
+                    }
+                    _ => Err(malformed(format!("the sweep cursor in {reply:?}"))),
+                }
+            }
+            _ => Err(malformed(format!("the sweep reply {reply:?}"))),
+        },
+        other => Err(malformed(format!("the sweep reply {other:?}"))),
     }
 }
 
@@ -342,19 +454,6 @@ fn redis_failure(err: &redis::RedisError) -> LimitError {
 fn malformed(message: String) -> LimitError {
     metrics::redis_error("malformed");
     LimitError::Malformed(message)
-}
-
-/// One decision's arguments in the batch script: its bucket count and cost, then each
-/// bucket's interval and burst.
-fn check_args(buckets: &[Bucket<'_>], cost: u32) -> Vec<u64> {
-    let mut args = Vec::with_capacity(2 + 2 * buckets.len());
-    args.push(buckets.len() as u64);
-    args.push(u64::from(cost));
-    for bucket in buckets {
-        args.push(bucket.quota.emission_micros());
-        args.push(u64::from(bucket.quota.burst()));
-    }
-    args
 }
 
 /// Validates the check script's reply against what the buckets make possible. Anything
@@ -425,8 +524,17 @@ impl RateLimiter for RedisLimiter {
         validate(buckets, cost)?;
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
-            keys: buckets.iter().map(|bucket| bucket.key.to_owned()).collect(),
-            args: check_args(buckets, cost),
+            buckets: buckets
+                .iter()
+                .map(|bucket| {
+                    (
+                        bucket.key.to_owned(),
+                        bucket.quota.emission_micros(),
+                        bucket.quota.burst(),
+                    )
+                })
+                .collect(),
+            cost,
             reply,
         };
         // Queueing and the batch's run together may take no longer than one call may.
@@ -452,12 +560,13 @@ impl RateLimiter for RedisLimiter {
     async fn penalize(&self, bucket: &Bucket<'_>, block: Duration) -> Result<(), LimitError> {
         let block = block.min(MAX_PERIOD);
         let block_us = u64::try_from(block.as_micros()).unwrap_or(u64::MAX);
-        let args = [
-            bucket.quota.emission_micros(),
-            u64::from(bucket.quota.burst()),
-            block_us,
-        ];
-        let reply = eval(&self.inner, &self.inner.penalize, &[bucket.key], &args).await?;
+        let mut command = script_call(&self.inner.penalize);
+        command
+            .arg(bucket.key)
+            .arg(bucket.quota.emission_micros())
+            .arg(bucket.quota.burst())
+            .arg(block_us);
+        let reply = eval(&self.inner, &self.inner.penalize, &command).await?;
         parse_penalize_reply(&reply, block).map(|_| ())
     }
 
@@ -555,6 +664,32 @@ mod tests {
                 ),
                 "{reply:?} for {decisions}"
             );
+        }
+    }
+
+    #[test]
+    fn sweep_replies_are_a_cursor_and_a_count() {
+        let reply = |cursor: &[u8], count: i64| {
+            Value::Array(vec![Value::BulkString(cursor.to_vec()), Value::Int(count)])
+        };
+        assert_eq!(
+            parse_sweep_reply(&reply(b"1536", 12)).unwrap(),
+            ("1536".to_owned(), 12)
+        );
+        assert_eq!(
+            parse_sweep_reply(&reply(b"0", 0)).unwrap(),
+            ("0".to_owned(), 0)
+        );
+        for bad in [
+            reply(b"x1", 1),
+            reply(b"0", -1),
+            Value::Array(vec![Value::Int(0)]),
+            Value::Nil,
+        ] {
+            assert!(matches!(
+                parse_sweep_reply(&bad),
+                Err(LimitError::Malformed(_))
+            ));
         }
     }
 

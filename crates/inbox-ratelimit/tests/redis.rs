@@ -14,8 +14,8 @@ use std::{
 };
 
 use inbox_ratelimit::{
-    Backend, Bucket, FallbackLimiter, LimitError, LocalLimiter, Quota, RateLimiter, RedisConfig,
-    RedisHealth, RedisLimiter, key,
+    BUCKETS, Backend, Bucket, FallbackLimiter, LimitError, LocalLimiter, Quota, RateLimiter,
+    RedisConfig, RedisHealth, RedisLimiter, key,
 };
 use inbox_testkit::services::RedisServer;
 use tokio::{
@@ -64,13 +64,17 @@ async fn a_burst_then_refusals_with_exact_numbers() {
     assert!(refused.retry_after > Duration::from_secs(1_190));
     assert!(refused.reset_after <= Duration::from_secs(3_600));
     assert!(refused.reset_after > Duration::from_secs(3_590));
-    // The key expires when the bucket is full again.
-    let ttl: i64 = redis::cmd("PTTL")
+    // The bucket is a field of the buckets hash holding its TAT, an hour ahead of now.
+    let mut conn = raw(&redis).await;
+    let tat: i64 = redis::cmd("HGET")
+        .arg(BUCKETS)
         .arg(&key)
-        .query_async(&mut raw(&redis).await)
+        .query_async(&mut conn)
         .await
         .unwrap();
-    assert!((3_590_000..=3_600_000).contains(&ttl), "{ttl}");
+    let (seconds, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+    let ahead = tat - (seconds * 1_000_000 + micros);
+    assert!((3_590_000_000..=3_600_000_000).contains(&ahead), "{ahead}");
     assert_eq!(limiter.backend(), Backend::Redis);
 }
 
@@ -198,41 +202,60 @@ async fn scripts_lost_by_redis_are_loaded_again() {
 }
 
 #[tokio::test]
-async fn a_corrupt_key_is_an_error_and_the_fallback_answers_locally() {
+async fn a_corrupt_bucket_is_an_error_and_the_fallback_answers_locally() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
     let mut conn = raw(&redis).await;
-    let wrong_type = key::key(&["t", "hash"]);
     let not_a_number = key::key(&["t", "text"]);
     let _: () = redis::cmd("HSET")
-        .arg(&wrong_type)
-        .arg("a")
-        .arg("b")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let _: () = redis::cmd("SET")
+        .arg(BUCKETS)
         .arg(&not_a_number)
         .arg("soon")
         .query_async(&mut conn)
         .await
         .unwrap();
     let limiter = limiter(&redis);
-    for key in [&wrong_type, &not_a_number] {
-        let err = limiter.check_key(key, hourly(1), 1).await.unwrap_err();
-        assert!(matches!(err, LimitError::Redis(_)), "{err:?}");
-    }
+    let err = limiter
+        .check_key(&not_a_number, hourly(1), 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LimitError::Redis(_)), "{err:?}");
+    // The buckets hash replaced by a value of another type fails every decision the same way.
+    let any = key::key(&["t", "other"]);
+    let _: () = redis::cmd("RENAME")
+        .arg(BUCKETS)
+        .arg("moved")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(BUCKETS)
+        .arg("a string")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let err = limiter.check_key(&any, hourly(1), 1).await.unwrap_err();
+    assert!(matches!(err, LimitError::Redis(_)), "{err:?}");
+    let _: () = redis::cmd("RENAME")
+        .arg("moved")
+        .arg(BUCKETS)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     let fallback = FallbackLimiter::new(limiter, LocalLimiter::new(), Duration::from_secs(60));
     // The local bucket allows one call per hour: the answer is a decision, never "allowed
     // forever".
-    let first = fallback.check_key(&wrong_type, hourly(1), 1).await.unwrap();
+    let first = fallback
+        .check_key(&not_a_number, hourly(1), 1)
+        .await
+        .unwrap();
     assert!(first.allowed);
     assert!(fallback.is_degraded());
     assert_eq!(fallback.backend(), Backend::Local);
     assert!(
         !fallback
-            .check_key(&wrong_type, hourly(1), 1)
+            .check_key(&not_a_number, hourly(1), 1)
             .await
             .unwrap()
             .allowed
@@ -376,4 +399,47 @@ async fn a_redis_down_at_start_up_is_used_once_it_answers() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(fallback.backend(), Backend::Redis);
+}
+
+#[tokio::test]
+async fn the_sweep_deletes_full_buckets_and_keeps_the_others() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let limiter = limiter(&redis);
+    // 1,200 buckets full again within 50 ms, and three that stay charged for an hour.
+    let brief = Quota::per_period(1, Duration::from_millis(50)).unwrap();
+    for n in 0..1_200 {
+        let key = key::key(&["t", "brief", &n.to_string()]);
+        assert!(limiter.check_key(&key, brief, 1).await.unwrap().allowed);
+    }
+    let kept: Vec<String> = (0..3)
+        .map(|n| key::key(&["t", "kept", &n.to_string()]))
+        .collect();
+    for key in &kept {
+        assert!(limiter.check_key(key, hourly(2), 1).await.unwrap().allowed);
+    }
+    // A corrupt field is deleted too (the check script refuses it until then).
+    let mut conn = raw(&redis).await;
+    let _: () = redis::cmd("HSET")
+        .arg(BUCKETS)
+        .arg("inboxgw:rl:t:corrupt")
+        .arg("soon")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert_eq!(limiter.sweep().await.unwrap(), 1_201);
+    let left: Vec<String> = redis::cmd("HKEYS")
+        .arg(BUCKETS)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut left = left;
+    left.sort();
+    assert_eq!(left, kept);
+    // What was kept still counts: one call left of two.
+    let decision = limiter.check_key(&kept[0], hourly(2), 1).await.unwrap();
+    assert_eq!((decision.allowed, decision.remaining), (true, 0));
+    assert_eq!(limiter.sweep().await.unwrap(), 0);
 }
