@@ -1,9 +1,10 @@
-//! Inbound: everything between a platform and `Store::apply_inbound`.
+//! Inbound: everything between a platform and `Store::apply_inbound_batch`.
 //!
 //! * [`endpoints`]: the public `/webhooks/...` routes. Verify over raw bytes, persist through
 //!   the group-commit [`RawWriter`], acknowledge.
-//! * [`processor`]: claims stored raw payloads, parses them with their adapter, routes events to
-//!   accounts and applies them (messages + events + deliveries in one transaction).
+//! * [`processor`]: claims stored raw payloads in batches, parses them with their adapter, routes
+//!   events to accounts and applies each batch (messages + events + deliveries) in one
+//!   transaction, a failing payload rolled back alone.
 //! * [`pollers`]: one leased poll loop per polled account, storing payloads and cursor together.
 //! * [`profiles`]: names participants the payload knows only by id (stored name, cache, or
 //!   the platform's profile API within the account's read budget).

@@ -1,16 +1,24 @@
 //! The processor turns stored raw payloads into messages and events.
 //!
-//! It claims unprocessed raw events (a lease, so a crashed replica's claims are taken over),
-//! parses each with its platform adapter, routes the events to their account, and hands them
-//! to `Store::apply_inbound`, which writes the messages, the outbound events and their
-//! deliveries in one transaction and marks the raw event processed. A payload that cannot be
-//! parsed or routed is marked done with the reason and kept for inspection; a database failure
-//! leaves it claimed until the lease expires, so it is retried, never lost.
+//! It claims unprocessed raw events in batches (a lease, so a crashed replica's claims are
+//! taken over), parses each with its platform adapter, routes the events to their account, and
+//! hands the whole batch to `Store::apply_inbound_batch`, which writes the messages, the
+//! outbound events and their deliveries and marks each raw event processed in one transaction
+//! (one commit per batch is what lets it keep up with the webhook acknowledgements on SQLite).
+//! A payload that cannot be parsed or routed is marked done with the reason and kept for
+//! inspection; a database failure leaves it claimed until the lease expires, so it is retried,
+//! never lost, and never holds back the rest of its batch.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+    time::Duration,
+};
 
-use inbox_core::{InboundKind, PlatformRegistry, RateBudgets, Unlimited};
-use inbox_store::{RawEvent, Store};
+use inbox_core::{
+    Account, AccountId, InboundKind, PlatformKind, PlatformRegistry, RateBudgets, Unlimited,
+};
+use inbox_store::{InboundItem, RawEvent, RoutedEvents, Store};
 use tokio_util::sync::CancellationToken;
 
 use crate::profiles::{ProfileCache, Profiles};
@@ -93,21 +101,18 @@ pub async fn run_processor(
             }
             continue;
         }
-        for raw in claimed {
-            process(
-                store.as_ref(),
-                &platforms,
-                &profiles,
-                &raw,
-                config.max_attempts,
-            )
-            .await;
-        }
+        process_batch(
+            store.as_ref(),
+            &platforms,
+            &profiles,
+            &claimed,
+            config.max_attempts,
+        )
+        .await;
     }
 }
 
-/// Processes one raw event. Errors are logged here: the processor never stops on one event.
-/// Participants the payload names only by id are named through `profiles` first.
+/// Processes one raw event: [`process_batch`] of one.
 pub async fn process(
     store: &dyn Store,
     platforms: &PlatformRegistry,
@@ -115,28 +120,93 @@ pub async fn process(
     raw: &RawEvent,
     max_attempts: u32,
 ) {
-    let platform_name = raw.platform.as_str();
-    if raw.attempts >= max_attempts {
-        tracing::error!(raw_event = %raw.id, attempts = raw.attempts, "giving up on a raw inbound event");
-        finish(
-            store,
-            raw,
-            Some(&format!("gave up after {} attempts", raw.attempts)),
-        )
-        .await;
+    process_batch(
+        store,
+        platforms,
+        profiles,
+        std::slice::from_ref(raw),
+        max_attempts,
+    )
+    .await;
+}
+
+/// Processes claimed raw events: parses and routes each (every distinct account is looked up
+/// once per batch; participants the payload names only by id are named through `profiles`),
+/// then applies them all with one [`Store::apply_inbound_batch`]. Errors are logged here: the
+/// processor never stops on one event, and an event that fails stays claimed and is retried
+/// once its lease expires.
+pub async fn process_batch(
+    store: &dyn Store,
+    platforms: &PlatformRegistry,
+    profiles: &Profiles,
+    claimed: &[RawEvent],
+    max_attempts: u32,
+) {
+    let mut accounts = AccountLookups::default();
+    let mut items = Vec::with_capacity(claimed.len());
+    let mut sources = Vec::with_capacity(claimed.len());
+    for raw in claimed {
+        if let Some(item) =
+            route(store, platforms, profiles, &mut accounts, raw, max_attempts).await
+        {
+            sources.push(raw);
+            items.push(item);
+        }
+    }
+    if items.is_empty() {
         return;
     }
-    let platform = match platforms.get(raw.platform) {
-        Ok(platform) => platform,
-        Err(_) => {
-            finish(
-                store,
-                raw,
-                Some("the platform is not configured on this gateway"),
-            )
-            .await;
+    let applies: Vec<bool> = items.iter().map(|item| !item.routed.is_empty()).collect();
+    let outcomes = match store.apply_inbound_batch(items).await {
+        Ok(outcomes) => outcomes,
+        Err(err) => {
+            tracing::error!(raw_events = sources.len(), error = %err, "applying a batch of inbound events failed; will retry");
             return;
         }
+    };
+    for ((raw, applies), outcome) in sources.into_iter().zip(applies).zip(outcomes) {
+        match (outcome, applies) {
+            (Ok(applied), true) => {
+                metrics::counter!("inbox_inbound_messages_total", "platform" => raw.platform.as_str())
+                    .increment(applied.messages_created as u64);
+                tracing::debug!(raw_event = %raw.id, ?applied, "inbound applied");
+            }
+            (Ok(_), false) => {}
+            (Err(err), true) => {
+                tracing::error!(raw_event = %raw.id, error = %err, "applying inbound events failed; will retry");
+            }
+            (Err(err), false) => {
+                tracing::error!(raw_event = %raw.id, error = %err, "marking a raw event done failed; it will be retried");
+            }
+        }
+    }
+}
+
+/// Parses one raw event and routes its events to their accounts. `None` leaves it claimed, to
+/// be retried (an account lookup failed); a payload that cannot be parsed or routed becomes an
+/// item with nothing to apply and the reason as its error.
+async fn route(
+    store: &dyn Store,
+    platforms: &PlatformRegistry,
+    profiles: &Profiles,
+    accounts: &mut AccountLookups,
+    raw: &RawEvent,
+    max_attempts: u32,
+) -> Option<InboundItem> {
+    let platform_name = raw.platform.as_str();
+    let finished = |error: String| InboundItem {
+        raw: raw.id.clone(),
+        routed: Vec::new(),
+        error: Some(error),
+    };
+    if raw.attempts >= max_attempts {
+        tracing::error!(raw_event = %raw.id, attempts = raw.attempts, "giving up on a raw inbound event");
+        return Some(finished(format!("gave up after {} attempts", raw.attempts)));
+    }
+    let Ok(platform) = platforms.get(raw.platform) else {
+        return Some(finished(
+            "the platform is not configured on this gateway".into(),
+        ));
     };
     let events = match platform.parse_inbound(&raw.payload) {
         Ok(events) => events,
@@ -144,8 +214,7 @@ pub async fn process(
             tracing::warn!(raw_event = %raw.id, platform = platform_name, account = ?raw.account_id, error = %err, "inbound payload not parseable; kept raw");
             metrics::counter!("inbox_inbound_unparseable_total", "platform" => platform_name)
                 .increment(1);
-            finish(store, raw, Some(&err.to_string())).await;
-            return;
+            return Some(finished(err.to_string()));
         }
     };
 
@@ -164,19 +233,13 @@ pub async fn process(
             .push(event.kind);
     }
 
-    let mut applied_any = false;
+    let mut routed = Vec::new();
     let mut unrouted = Vec::new();
     for (platform_account_id, mut kinds) in by_account {
-        let account = match (&raw.account_id, &platform_account_id) {
-            (Some(id), _) => store.find_account(id).await,
-            (None, Some(platform_id)) => {
-                store
-                    .find_account_by_platform_id(raw.platform, platform_id)
-                    .await
-            }
-            (None, None) => Ok(None),
-        };
-        let account = match account {
+        let account = match accounts
+            .find(store, raw, platform_account_id.as_deref())
+            .await
+        {
             Ok(Some(account)) => account,
             Ok(None) => {
                 let who = raw
@@ -191,34 +254,63 @@ pub async fn process(
             }
             Err(err) => {
                 tracing::error!(raw_event = %raw.id, error = %err, "looking up the inbound account failed; will retry");
-                return;
+                return None;
             }
         };
         profiles
             .name_participants(store, platform, &account, &mut kinds)
             .await;
-        match store.apply_inbound(&raw.id, &account, kinds).await {
-            Ok(applied) => {
-                applied_any = true;
-                metrics::counter!("inbox_inbound_messages_total", "platform" => platform_name)
-                    .increment(applied.messages_created as u64);
-                tracing::debug!(raw_event = %raw.id, account = %account.id, ?applied, "inbound applied");
-            }
-            Err(err) => {
-                tracing::error!(raw_event = %raw.id, account = %account.id, error = %err, "applying inbound events failed; will retry");
-                return;
-            }
-        }
+        routed.push(RoutedEvents {
+            account,
+            events: kinds,
+        });
     }
-    if !applied_any {
-        let reason = (!unrouted.is_empty())
-            .then(|| format!("no connected account for {}", unrouted.join(", ")));
-        finish(store, raw, reason.as_deref()).await;
-    }
+    // The reason is kept only when nothing at all was applied.
+    let error = (routed.is_empty() && !unrouted.is_empty())
+        .then(|| format!("no connected account for {}", unrouted.join(", ")));
+    Some(InboundItem {
+        raw: raw.id.clone(),
+        routed,
+        error,
+    })
 }
 
-async fn finish(store: &dyn Store, raw: &RawEvent, error: Option<&str>) {
-    if let Err(err) = store.finish_raw_event(&raw.id, error).await {
-        tracing::error!(raw_event = %raw.id, error = %err, "marking a raw event done failed; it will be retried");
+/// The accounts one batch routes to, each read from the store once (absent ones too).
+#[derive(Debug, Default)]
+struct AccountLookups {
+    by_id: HashMap<AccountId, Option<Account>>,
+    by_platform_id: HashMap<(PlatformKind, String), Option<Account>>,
+}
+
+impl AccountLookups {
+    /// The account `raw` is addressed to: the one it names, else the one its event names.
+    async fn find(
+        &mut self,
+        store: &dyn Store,
+        raw: &RawEvent,
+        platform_account_id: Option<&str>,
+    ) -> inbox_core::Result<Option<Account>> {
+        match (&raw.account_id, platform_account_id) {
+            (Some(id), _) => {
+                if let Some(found) = self.by_id.get(id) {
+                    return Ok(found.clone());
+                }
+                let found = store.find_account(id).await?;
+                self.by_id.insert(id.clone(), found.clone());
+                Ok(found)
+            }
+            (None, Some(platform_id)) => {
+                let key = (raw.platform, platform_id.to_owned());
+                if let Some(found) = self.by_platform_id.get(&key) {
+                    return Ok(found.clone());
+                }
+                let found = store
+                    .find_account_by_platform_id(raw.platform, platform_id)
+                    .await?;
+                self.by_platform_id.insert(key, found.clone());
+                Ok(found)
+            }
+            (None, None) => Ok(None),
+        }
     }
 }

@@ -7,10 +7,12 @@ mod rows;
 #[macro_use]
 mod db;
 mod cipher;
+mod inbound_batch;
 mod messages;
 mod model;
 mod open;
 mod outbox;
+mod pending;
 mod sql_store;
 mod store;
 

@@ -6,6 +6,11 @@
 //! and `UNIQUE (account_id, platform_conversation_id)` with `ON CONFLICT DO NOTHING`), so a
 //! redelivered webhook, an echo of a message the gateway sent itself, or two workers racing on
 //! PostgreSQL all end with one row and one event.
+//!
+//! Events, conversation summaries and raw-event marks go to [`PendingWrites`], which the caller
+//! flushes before committing; in a batch applied as a whole the message rows do too, and the
+//! batch knows its stored messages and threads, so a new message in a known thread costs no
+//! statement of its own.
 
 use inbox_core::{
     Account, ConversationId, ConversationStatus, DeliveryStatus, Direction, Event, EventType,
@@ -16,7 +21,7 @@ use crate::{
     AppliedInbound,
     db::Conn,
     db::sql,
-    outbox::Recorded,
+    pending::PendingWrites,
     rows::{ConversationRow, MessageRow, json_text},
 };
 
@@ -87,11 +92,20 @@ pub(crate) async fn find_or_create_conversation(
     .bind(platform_conversation_id)
     .fetch_one(conn)
     .await?;
-    let mut conversation = row.into_domain()?;
+    existing_conversation(conn, row.into_domain()?, participant, now).await
+}
+
+/// A stored thread, its participant refreshed when the platform now reports it differently.
+async fn existing_conversation(
+    conn: &mut Conn<'_>,
+    mut conversation: inbox_core::Conversation,
+    participant: &Participant,
+    now: Timestamp,
+) -> Result<FoundConversation> {
     if conversation.participant != *participant {
         sql("UPDATE conversations SET participant = $2, updated_at = $3 WHERE id = $1")
             .bind(conversation.id.as_str())
-            .bind(participant_json)
+            .bind(json_text(participant)?)
             .bind(now)
             .execute(conn)
             .await?;
@@ -101,6 +115,92 @@ pub(crate) async fn find_or_create_conversation(
         conversation,
         created: false,
     })
+}
+
+/// A conversation row and whether a given message of its account is stored already.
+#[derive(Debug, sqlx::FromRow)]
+struct ConversationAndSeenRow {
+    #[sqlx(flatten)]
+    conversation: ConversationRow,
+    message_seen: bool,
+}
+
+/// The thread of an inbound message, found or created as [`find_or_create_conversation`]
+/// does, or `None` when the message is stored already: a duplicate never creates (or
+/// refreshes) a thread. A batch that knows its messages and threads answers from memory;
+/// otherwise, for the usual case of a message in a known thread, one statement answers both
+/// questions.
+async fn thread_unless_stored(
+    conn: &mut Conn<'_>,
+    writes: &mut PendingWrites,
+    account: &Account,
+    inbound: &InboundMessage,
+    now: Timestamp,
+) -> Result<Option<FoundConversation>> {
+    if let Some(stored) = writes.knows_stored(&account.id, &inbound.platform_message_id) {
+        if stored {
+            return Ok(None);
+        }
+        let found = match writes
+            .known_thread(&account.id, &inbound.platform_conversation_id)
+            .cloned()
+        {
+            Some(thread) => existing_conversation(conn, thread, &inbound.participant, now).await?,
+            None => {
+                find_or_create_conversation(
+                    conn,
+                    account,
+                    &inbound.platform_conversation_id,
+                    &inbound.participant,
+                    now,
+                )
+                .await?
+            }
+        };
+        writes.remember_thread(&found.conversation);
+        return Ok(Some(found));
+    }
+    let known: Option<ConversationAndSeenRow> = sql(concat!(
+        "SELECT ",
+        conversation_columns!(),
+        ", EXISTS (SELECT 1 FROM messages WHERE account_id = $1 AND platform_message_id = $3) \
+         AS message_seen FROM conversations \
+         WHERE account_id = $1 AND platform_conversation_id = $2"
+    ))
+    .bind(account.id.as_str())
+    .bind(inbound.platform_conversation_id.as_str())
+    .bind(inbound.platform_message_id.as_str())
+    .fetch_optional(conn)
+    .await?;
+    match known {
+        Some(row) if row.message_seen => Ok(None),
+        Some(row) => existing_conversation(
+            conn,
+            row.conversation.into_domain()?,
+            &inbound.participant,
+            now,
+        )
+        .await
+        .map(Some),
+        None => {
+            // A new thread, unless the message is stored under another one of this account.
+            if message_by_platform_id(conn, account, &inbound.platform_message_id)
+                .await?
+                .is_some()
+            {
+                return Ok(None);
+            }
+            find_or_create_conversation(
+                conn,
+                account,
+                &inbound.platform_conversation_id,
+                &inbound.participant,
+                now,
+            )
+            .await
+            .map(Some)
+        }
+    }
 }
 
 /// The account's message with this platform id, if stored.
@@ -136,12 +236,50 @@ pub(crate) fn preview(text: &str, attachments: &[inbox_core::Attachment]) -> Str
 
 /// Inserts `message` unless its platform id is already stored; then moves its conversation's
 /// preview, `lastMessageAt` and (incoming) `lastInboundAt`/`unreadCount`, and records
-/// `conversation.started` (when `conversation_created`) and `message.received`/`message.sent`.
-/// Returns whether it was inserted.
+/// `conversation.started` (when `conversation_created`) and `message.received`/`message.sent`,
+/// all three through `writes`. Returns whether it was inserted.
 pub(crate) async fn insert_new_message(
     conn: &mut Conn<'_>,
-    recorded: &mut Recorded,
+    writes: &mut PendingWrites,
     found: &FoundConversation,
+    message: &Message,
+    now: Timestamp,
+) -> Result<bool> {
+    // A batch that defers message rows has checked that this one is not stored.
+    let inserted =
+        writes.insert_message_later(message, now) || insert_message_now(conn, message, now).await?;
+    if !inserted {
+        return Ok(false);
+    }
+    let incoming = message.direction == Direction::Incoming;
+    writes.touch_conversation(
+        &message.conversation_id,
+        message.timestamp,
+        preview(&message.text, &message.attachments),
+        incoming,
+    );
+    if found.created {
+        writes
+            .record(
+                conn,
+                Event::conversation_started(&found.conversation, message),
+            )
+            .await?;
+    }
+    let event_type = if incoming {
+        EventType::MessageReceived
+    } else {
+        EventType::MessageSent
+    };
+    writes
+        .record(conn, Event::for_message(event_type, message))
+        .await?;
+    Ok(true)
+}
+
+/// Inserts `message` unless its platform id is already stored; returns whether it was.
+async fn insert_message_now(
+    conn: &mut Conn<'_>,
     message: &Message,
     now: Timestamp,
 ) -> Result<bool> {
@@ -169,80 +307,31 @@ pub(crate) async fn insert_new_message(
     .bind(now)
     .fetch_optional(conn)
     .await?;
-    if inserted.is_none() {
-        return Ok(false);
-    }
-    let incoming = message.direction == Direction::Incoming;
-    // Every right-hand side sees the row as it was before this UPDATE (in both databases), and
-    // the row lock orders concurrent updates, so "newest wins" holds under races.
-    sql("UPDATE conversations SET \
-         last_message = CASE WHEN last_message_at IS NULL OR last_message_at <= $2 \
-             THEN $3 ELSE last_message END, \
-         last_message_at = CASE WHEN last_message_at IS NULL OR last_message_at < $2 \
-             THEN $2 ELSE last_message_at END, \
-         activity_at = CASE WHEN last_message_at IS NULL OR last_message_at < $2 \
-             THEN $2 ELSE last_message_at END, \
-         last_inbound_at = CASE WHEN $4 AND (last_inbound_at IS NULL OR last_inbound_at < $2) \
-             THEN $2 ELSE last_inbound_at END, \
-         unread_count = unread_count + CASE WHEN $4 THEN 1 ELSE 0 END, \
-         updated_at = $5 \
-         WHERE id = $1")
-    .bind(message.conversation_id.as_str())
-    .bind(message.timestamp)
-    .bind(preview(&message.text, &message.attachments))
-    .bind(incoming)
-    .bind(now)
-    .execute(conn)
-    .await?;
-    if found.created {
-        recorded
-            .record(
-                conn,
-                &Event::conversation_started(&found.conversation, message),
-            )
-            .await?;
-    }
-    let event_type = if incoming {
-        EventType::MessageReceived
-    } else {
-        EventType::MessageSent
-    };
-    recorded
-        .record(conn, &Event::for_message(event_type, message))
-        .await?;
-    Ok(true)
+    Ok(inserted.is_some())
 }
 
 /// Applies one inbound `Message` (or an `Edited` of a message never seen, with
 /// `is_edited`). Returns whether a message was inserted.
 async fn apply_message(
     conn: &mut Conn<'_>,
-    recorded: &mut Recorded,
+    writes: &mut PendingWrites,
     account: &Account,
     inbound: &InboundMessage,
     is_edited: bool,
     now: Timestamp,
 ) -> Result<bool> {
-    // Checked first so a duplicate never creates (or refreshes) a thread; the insert's
+    // A stored message is recognised before its thread is touched; the insert's
     // `ON CONFLICT DO NOTHING` still settles races.
-    if message_by_platform_id(conn, account, &inbound.platform_message_id)
-        .await?
-        .is_some()
-    {
+    let Some(found) = thread_unless_stored(conn, writes, account, inbound, now).await? else {
         return Ok(false);
-    }
-    let found = find_or_create_conversation(
-        conn,
-        account,
-        &inbound.platform_conversation_id,
-        &inbound.participant,
-        now,
-    )
-    .await?;
+    };
     let reply_to = match &inbound.reply_to_platform_message_id {
-        Some(platform_id) => message_by_platform_id(conn, account, platform_id)
-            .await?
-            .map(|m| m.id),
+        Some(platform_id) => {
+            writes.flush_messages(conn).await?;
+            message_by_platform_id(conn, account, platform_id)
+                .await?
+                .map(|m| m.id)
+        }
         None => None,
     };
     let message = Message {
@@ -262,7 +351,7 @@ async fn apply_message(
         is_edited,
         is_deleted: false,
     };
-    insert_new_message(conn, recorded, &found, &message, now).await
+    insert_new_message(conn, writes, &found, &message, now).await
 }
 
 /// Whether the platform's report `next` moves an outgoing message forward: sent < delivered <
@@ -283,19 +372,25 @@ pub(crate) fn status_advances(current: Option<DeliveryStatus>, next: DeliverySta
     }
 }
 
-/// Applies parsed inbound events for `account`, in order, inside the caller's transaction.
+/// Applies parsed inbound events for `account`, in order, inside the caller's transaction;
+/// what they record waits in `writes` for the caller's flush.
 pub(crate) async fn apply_inbound_events(
     conn: &mut Conn<'_>,
+    writes: &mut PendingWrites,
     account: &Account,
     events: &[InboundKind],
     now: Timestamp,
 ) -> Result<AppliedInbound> {
     let mut applied = AppliedInbound::default();
-    let mut recorded = Recorded::default();
+    let before = writes.recorded();
     for event in events {
+        // Every kind but a new message reads stored messages: deferred rows go in first.
+        if !matches!(event, InboundKind::Message(_)) {
+            writes.flush_messages(conn).await?;
+        }
         match event {
             InboundKind::Message(inbound) => {
-                if apply_message(conn, &mut recorded, account, inbound, false, now).await? {
+                if apply_message(conn, writes, account, inbound, false, now).await? {
                     applied.messages_created += 1;
                 }
             }
@@ -318,17 +413,14 @@ pub(crate) async fn apply_inbound_events(
                         message.text = inbound.text.clone();
                         message.attachments = inbound.attachments.clone();
                         message.is_edited = true;
-                        recorded
-                            .record(
-                                conn,
-                                &Event::for_message(EventType::MessageEdited, &message),
-                            )
+                        writes
+                            .record(conn, Event::for_message(EventType::MessageEdited, &message))
                             .await?;
                         applied.messages_updated += 1;
                     }
                 }
                 None => {
-                    if apply_message(conn, &mut recorded, account, inbound, true, now).await? {
+                    if apply_message(conn, writes, account, inbound, true, now).await? {
                         applied.messages_created += 1;
                     }
                 }
@@ -349,10 +441,10 @@ pub(crate) async fn apply_inbound_events(
                     .await?;
                     if changed > 0 {
                         message.is_deleted = true;
-                        recorded
+                        writes
                             .record(
                                 conn,
-                                &Event::for_message(EventType::MessageDeleted, &message),
+                                Event::for_message(EventType::MessageDeleted, &message),
                             )
                             .await?;
                         applied.messages_updated += 1;
@@ -408,7 +500,7 @@ pub(crate) async fn apply_inbound_events(
                     DeliveryStatus::Sent => None,
                 };
                 if let Some(event) = event {
-                    recorded.record(conn, &event).await?;
+                    writes.record(conn, event).await?;
                 }
             }
             InboundKind::ReadUpTo {
@@ -433,8 +525,8 @@ pub(crate) async fn apply_inbound_events(
                 read.sort_by(|a, b| (a.sent_at, &a.id).cmp(&(b.sent_at, &b.id)));
                 for row in read {
                     let message = row.into_domain()?;
-                    recorded
-                        .record(conn, &Event::for_message(EventType::MessageRead, &message))
+                    writes
+                        .record(conn, Event::for_message(EventType::MessageRead, &message))
                         .await?;
                     applied.messages_updated += 1;
                 }
@@ -448,19 +540,17 @@ pub(crate) async fn apply_inbound_events(
                 if let Some(message) =
                     message_by_platform_id(conn, account, platform_message_id).await?
                 {
-                    recorded
-                        .record(
-                            conn,
-                            &Event::reaction(&message, sender_id, emoji.as_deref()),
-                        )
+                    writes
+                        .record(conn, Event::reaction(&message, sender_id, emoji.as_deref()))
                         .await?;
                 }
             }
             InboundKind::Ignored { reason: _ } => {}
         }
     }
-    applied.events_recorded = recorded.events;
-    applied.deliveries_queued = recorded.deliveries;
+    let after = writes.recorded();
+    applied.events_recorded = after.events - before.events;
+    applied.deliveries_queued = after.deliveries - before.deliveries;
     Ok(applied)
 }
 

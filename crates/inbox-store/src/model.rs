@@ -5,8 +5,8 @@ use std::fmt;
 
 use inbox_core::{
     Account, AccountId, ApiKeyId, Attachment, ConversationId, ConversationStatus, Credentials,
-    DeliveryId, EndpointId, EventId, EventType, MessageId, Participant, PlatformKind, RawEventId,
-    SentMessage, Timestamp, WorkspaceId,
+    DeliveryId, EndpointId, EventId, EventType, InboundKind, MessageId, Participant, PlatformKind,
+    RawEventId, SentMessage, Timestamp, WorkspaceId,
 };
 use secrecy::SecretString;
 use serde::Serialize;
@@ -188,6 +188,27 @@ pub struct RawEvent {
     pub received_at: Timestamp,
     /// How many times it was claimed before (a crash-loop guard).
     pub attempts: u32,
+}
+
+/// One claimed raw event, parsed and routed, for [`Store::apply_inbound_batch`](crate::Store::apply_inbound_batch).
+#[derive(Debug, Clone)]
+pub struct InboundItem {
+    /// The raw event; marked processed when the item is applied.
+    pub raw: RawEventId,
+    /// Its events per account they are for, each group in the payload's order. Empty when
+    /// there is nothing to apply (unparseable, unroutable, or only ignored events).
+    pub routed: Vec<RoutedEvents>,
+    /// Why nothing was applied, kept on the raw event for inspection (`None` clears it).
+    pub error: Option<String>,
+}
+
+/// Parsed inbound events for one account.
+#[derive(Debug, Clone)]
+pub struct RoutedEvents {
+    /// The account they are for.
+    pub account: Account,
+    /// The events, in the payload's order.
+    pub events: Vec<InboundKind>,
 }
 
 /// What `apply_inbound` did.

@@ -10,7 +10,7 @@ use inbox_core::{
 
 use crate::{
     Delivery, DeliveryAttempt, DeliveryState,
-    db::{Conn, generated_sql, placeholders, rows_per_insert, sql},
+    db::{Conn, cached_chunks, generated_sql, placeholders, sql},
     rows::{AttemptRow, DeliveryRow, from_json_text},
 };
 
@@ -25,19 +25,52 @@ pub(crate) struct NewDelivery {
 
 /// Counts what an operation recorded, for `AppliedInbound` and for deciding whether to wake
 /// the delivery worker after commit.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Recorded {
     pub events: usize,
     pub deliveries: usize,
 }
 
-impl Recorded {
-    /// Records `event` in the transaction of `conn` and counts it.
-    pub(crate) async fn record(&mut self, conn: &mut Conn<'_>, event: &Event) -> Result<()> {
-        self.deliveries += record_event_in_tx(conn, event).await?;
-        self.events += 1;
-        Ok(())
-    }
+/// An enabled, not deleted endpoint and the event types it subscribes to (empty: all).
+#[derive(Debug, Clone)]
+pub(crate) struct Subscriber {
+    pub endpoint_id: String,
+    pub events: Vec<EventType>,
+}
+
+/// The enabled, not deleted endpoints of `workspace`, oldest first.
+pub(crate) async fn subscribers(
+    conn: &mut Conn<'_>,
+    workspace: &WorkspaceId,
+) -> Result<Vec<Subscriber>> {
+    let endpoints: Vec<(String, String)> = sql("SELECT id, events FROM webhook_endpoints \
+         WHERE workspace_id = $1 AND enabled AND deleted_at IS NULL ORDER BY created_at, id")
+    .bind(workspace.as_str())
+    .fetch_all(conn)
+    .await?;
+    endpoints
+        .into_iter()
+        .map(|(endpoint_id, events)| {
+            Ok(Subscriber {
+                endpoint_id,
+                events: from_json_text(&events, "webhook_endpoints.events")?,
+            })
+        })
+        .collect()
+}
+
+/// One new delivery of `event` per subscriber of its type.
+pub(crate) fn deliveries_for(subscribers: &[Subscriber], event: &Event) -> Vec<NewDelivery> {
+    subscribers
+        .iter()
+        .filter(|s| s.events.is_empty() || s.events.contains(&event.event_type))
+        .map(|s| NewDelivery {
+            id: DeliveryId::new(),
+            endpoint_id: s.endpoint_id.clone(),
+            event_id: event.id.clone(),
+            event_type: event.event_type,
+        })
+        .collect()
 }
 
 /// Inserts the event (its payload is `event.to_json()`, exactly the bytes every delivery sends)
@@ -45,23 +78,8 @@ impl Recorded {
 /// subscribes to its type. Returns the number of deliveries.
 pub(crate) async fn record_event_in_tx(conn: &mut Conn<'_>, event: &Event) -> Result<usize> {
     insert_event(conn, event).await?;
-    let endpoints: Vec<(String, String)> = sql("SELECT id, events FROM webhook_endpoints \
-         WHERE workspace_id = $1 AND enabled AND deleted_at IS NULL ORDER BY created_at, id")
-    .bind(event.workspace_id.as_str())
-    .fetch_all(conn)
-    .await?;
-    let mut deliveries = Vec::new();
-    for (endpoint_id, events) in endpoints {
-        let subscribed: Vec<EventType> = from_json_text(&events, "webhook_endpoints.events")?;
-        if subscribed.is_empty() || subscribed.contains(&event.event_type) {
-            deliveries.push(NewDelivery {
-                id: DeliveryId::new(),
-                endpoint_id,
-                event_id: event.id.clone(),
-                event_type: event.event_type,
-            });
-        }
-    }
+    let subscribers = subscribers(conn, &event.workspace_id).await?;
+    let deliveries = deliveries_for(&subscribers, event);
     insert_deliveries(
         conn,
         &event.workspace_id,
@@ -90,6 +108,31 @@ pub(crate) async fn insert_event(conn: &mut Conn<'_>, event: &Event) -> Result<(
     Ok(())
 }
 
+/// Inserts event rows only, with multi-row `INSERT`s (the same rows as [`insert_event`]).
+pub(crate) async fn insert_events(conn: &mut Conn<'_>, events: &[Event]) -> Result<()> {
+    const PARAMETERS_PER_ROW: usize = 6;
+    for chunk in cached_chunks(events, PARAMETERS_PER_ROW) {
+        let mut statement = generated_sql(String::from(
+            "INSERT INTO events (id, workspace_id, account_id, event_type, payload, created_at) \
+             VALUES ",
+        ));
+        for (index, event) in chunk.iter().enumerate() {
+            let values = [
+                statement.param(event.id.as_str()),
+                statement.param(event.workspace_id.as_str()),
+                statement.param(event.account_id.as_ref().map(|id| id.as_str())),
+                statement.param(event.event_type.as_str()),
+                statement.param(event.to_json()),
+                statement.param(event.timestamp),
+            ];
+            let separator = if index == 0 { "" } else { ", " };
+            statement.push_sql(&format!("{separator}({})", values.join(", ")));
+        }
+        statement.cached().execute(conn).await?;
+    }
+    Ok(())
+}
+
 /// Inserts pending deliveries due at `now`, with multi-row `INSERT`s.
 pub(crate) async fn insert_deliveries(
     conn: &mut Conn<'_>,
@@ -99,7 +142,7 @@ pub(crate) async fn insert_deliveries(
     one_shot: bool,
 ) -> Result<()> {
     const PARAMETERS_PER_ROW: usize = 8;
-    for chunk in deliveries.chunks(rows_per_insert(PARAMETERS_PER_ROW)) {
+    for chunk in cached_chunks(deliveries, PARAMETERS_PER_ROW) {
         let mut statement = generated_sql(String::from(
             "INSERT INTO deliveries (id, workspace_id, endpoint_id, event_id, event_type, status, \
              next_attempt_at, one_shot, created_at, updated_at) VALUES ",
@@ -124,7 +167,7 @@ pub(crate) async fn insert_deliveries(
                 values[8]
             ));
         }
-        statement.execute(conn).await?;
+        statement.cached().execute(conn).await?;
     }
     Ok(())
 }

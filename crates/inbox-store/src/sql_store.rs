@@ -22,21 +22,22 @@ use tokio::sync::Notify;
 use crate::{
     AccountFilter, ApiKeyRecord, AppliedInbound, Backend, Cipher, ClaimedDelivery,
     ConnectedAccountRecord, ConversationFilter, Delivery, DeliveryNext, DeliveryState, Endpoint,
-    EndpointPatch, IdempotencyBegin, NewAccount, NewAttempt, NewEndpoint, NewOAuthState,
-    NewRawEvent, NewSentMessage, NewStartedConversation, OAuthState, RawEvent, SortOrder, Store,
-    StoredResponse, Workspace,
+    EndpointPatch, IdempotencyBegin, InboundItem, NewAccount, NewAttempt, NewEndpoint,
+    NewOAuthState, NewRawEvent, NewSentMessage, NewStartedConversation, OAuthState, RawEvent,
+    RoutedEvents, SortOrder, Store, StoredResponse, Workspace,
     db::{
         Conn, Pooled, Statement, Tx, db_error, generated_sql, placeholders, rows_per_insert, sql,
     },
+    inbound_batch::{apply_in_savepoints, apply_together},
     messages::{
-        FoundConversation, apply_inbound_events, find_or_create_conversation, insert_new_message,
-        message_by_platform_id,
+        FoundConversation, find_or_create_conversation, insert_new_message, message_by_platform_id,
     },
     open::Pool,
     outbox::{
-        NewDelivery, Recorded, insert_deliveries, insert_event, load_delivery, record_event_in_tx,
+        NewDelivery, insert_deliveries, insert_event, load_delivery, record_event_in_tx,
         with_attempts,
     },
+    pending::PendingWrites,
     rows::{
         AccountRow, ApiKeyRow, ConversationRow, DeliveryRow, EndpointRow, MessageRow, RawEventRow,
         WorkspaceRow, json_text, parsed,
@@ -119,7 +120,7 @@ impl SqlStore {
     }
 
     /// A transaction: on SQLite always on the single writer connection.
-    async fn begin(&self) -> Result<Tx> {
+    async fn begin(&self) -> Result<Tx<'static>> {
         match &self.pool {
             Pool::Sqlite { write, .. } => write.begin().await.map(Tx::Sqlite),
             Pool::Postgres(pool) => pool.begin().await.map(Tx::Postgres),
@@ -128,7 +129,7 @@ impl SqlStore {
     }
 
     /// Commits, then wakes the delivery worker if the transaction queued deliveries.
-    async fn commit_and_notify(&self, tx: Tx, deliveries_created: usize) -> Result<()> {
+    async fn commit_and_notify(&self, tx: Tx<'_>, deliveries_created: usize) -> Result<()> {
         tx.commit().await?;
         if deliveries_created > 0 {
             self.deliveries.notify_one();
@@ -279,7 +280,7 @@ impl SqlStore {
     )]
     async fn record_outgoing(
         conn: &mut Conn<'_>,
-        recorded: &mut Recorded,
+        writes: &mut PendingWrites,
         account: &Account,
         found: &FoundConversation,
         text: &str,
@@ -309,7 +310,7 @@ impl SqlStore {
             is_edited: false,
             is_deleted: false,
         };
-        if insert_new_message(conn, recorded, found, &message, Timestamp::now()).await? {
+        if insert_new_message(conn, writes, found, &message, Timestamp::now()).await? {
             Ok(message)
         } else {
             // The echo won a race between our check and our insert.
@@ -928,21 +929,46 @@ impl Store for SqlStore {
         account: &Account,
         events: Vec<InboundKind>,
     ) -> Result<AppliedInbound> {
-        let now = Timestamp::now();
+        let item = InboundItem {
+            raw: raw.clone(),
+            routed: vec![RoutedEvents {
+                account: account.clone(),
+                events,
+            }],
+            error: None,
+        };
+        self.apply_inbound_batch(vec![item])
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(Error::internal_msg("a batch of one gave no outcome")))
+    }
+
+    async fn apply_inbound_batch(
+        &self,
+        items: Vec<InboundItem>,
+    ) -> Result<Vec<Result<AppliedInbound>>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.begin().await?;
-        let mut conn = tx.conn();
-        let applied = apply_inbound_events(&mut conn, account, &events, now).await?;
-        sql(
-            "UPDATE raw_events SET processed_at = $2, error = NULL, locked_by = NULL, \
-             locked_until = NULL WHERE id = $1",
-        )
-        .bind(raw.as_str())
-        .bind(now)
-        .execute(&mut conn)
-        .await?;
-        self.commit_and_notify(tx, applied.deliveries_queued)
-            .await?;
-        Ok(applied)
+        let together = apply_together(&mut tx.conn(), &items).await;
+        match together {
+            Ok((applied, recorded)) => {
+                self.commit_and_notify(tx, recorded.deliveries).await?;
+                return Ok(applied.into_iter().map(Ok).collect());
+            }
+            // A lone item has nobody to be isolated from: its rollback is its outcome.
+            Err(err) if items.len() == 1 => {
+                tx.rollback().await?;
+                return Ok(vec![Err(err)]);
+            }
+            Err(_) => tx.rollback().await?,
+        }
+        // Something in the batch failed: again, each item on its own (see `inbound_batch`).
+        let mut tx = self.begin().await?;
+        let (outcomes, deliveries) = apply_in_savepoints(&mut tx, &items).await?;
+        self.commit_and_notify(tx, deliveries).await?;
+        Ok(outcomes)
     }
 
     async fn finish_raw_event(&self, id: &RawEventId, error: Option<&str>) -> Result<()> {
@@ -1084,10 +1110,10 @@ impl Store for SqlStore {
             conversation,
             created: false,
         };
-        let mut recorded = Recorded::default();
+        let mut writes = PendingWrites::default();
         let message = Self::record_outgoing(
             &mut conn,
-            &mut recorded,
+            &mut writes,
             &sent.account,
             &found,
             &sent.text,
@@ -1097,6 +1123,7 @@ impl Store for SqlStore {
             sent.reply_to,
         )
         .await?;
+        let recorded = writes.flush(&mut conn, Timestamp::now()).await?;
         self.commit_and_notify(tx, recorded.deliveries).await?;
         Ok(message)
     }
@@ -1115,10 +1142,10 @@ impl Store for SqlStore {
             Timestamp::now(),
         )
         .await?;
-        let mut recorded = Recorded::default();
+        let mut writes = PendingWrites::default();
         let message = Self::record_outgoing(
             &mut conn,
-            &mut recorded,
+            &mut writes,
             &started.account,
             &found,
             &started.text,
@@ -1128,6 +1155,8 @@ impl Store for SqlStore {
             None,
         )
         .await?;
+        // The conversation is returned as the message left it.
+        let recorded = writes.flush(&mut conn, Timestamp::now()).await?;
         let conversation =
             Self::conversation_of_account(&mut conn, &started.account, &found.conversation.id)
                 .await?;

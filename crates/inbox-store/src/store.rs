@@ -168,6 +168,20 @@ pub trait Store: Debug + Send + Sync + 'static {
         events: Vec<InboundKind>,
     ) -> Result<AppliedInbound>;
 
+    /// Applies many claimed raw events in one transaction, in order: for each item its events
+    /// per account (as [`Store::apply_inbound`] does) and the marking of its raw event
+    /// processed, with the item's `error`. Items are independent: one that fails is rolled
+    /// back alone and stays claimed (so it is retried once its lease expires) while the others
+    /// commit. Returns one result per item, in order; `Err` for the whole call only when the
+    /// transaction itself failed, and then nothing was applied.
+    ///
+    /// The delivery worker is notified once, after the commit, when any item queued
+    /// deliveries.
+    async fn apply_inbound_batch(
+        &self,
+        items: Vec<InboundItem>,
+    ) -> Result<Vec<Result<AppliedInbound>>>;
+
     /// Marks a raw event done without applying anything: `error` set when it could not be
     /// parsed or routed (kept for inspection), `None` when there was nothing to apply.
     async fn finish_raw_event(&self, id: &RawEventId, error: Option<&str>) -> Result<()>;

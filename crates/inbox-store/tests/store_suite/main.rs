@@ -7,6 +7,7 @@
 //! second store with another key).
 
 mod accounts;
+mod batches;
 mod conversations;
 mod deliveries;
 mod endpoints;
@@ -63,6 +64,9 @@ store_suite! {
     inbound::read_watermarks_mark_outgoing_messages_read,
     inbound::replies_link_and_participants_refresh,
     inbound::starting_a_conversation_records_it_once,
+    batches::a_batch_ends_as_applying_its_raw_events_one_at_a_time,
+    batches::a_failing_item_is_rolled_back_alone_and_retried,
+    batches::redeliveries_in_one_batch_and_across_batches_store_one_message,
     conversations::conversations_order_filter_and_paginate,
     conversations::conversations_and_messages_of_other_workspaces_are_not_found,
     conversations::messages_paginate_in_both_orders,
