@@ -15,7 +15,7 @@ mod scripted;
 pub use client::{ClientOptions, DEFAULT_USER_AGENT};
 pub use metered::{Meter, UsageReader, send_metered};
 pub use retry::{Attempt, AttemptContext, BackoffConfig, RetryConfig, RetryError, retry};
-pub use retry_after::{parse_retry_after, retry_after};
+pub use retry_after::{header_number, parse_retry_after, retry_after};
 pub use send::{
     HttpFailure, Snapshot, Transience, classify_status, classify_transport, send_with_retry,
     unavailable,

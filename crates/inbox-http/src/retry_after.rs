@@ -88,3 +88,41 @@ mod tests {
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
     }
 }
+
+/// A platform's usage header as a number: finite and not negative, integer or decimal
+/// (Reddit sends `"599.0"`). `None` when absent or anything else, so a garbled header is
+/// ignored rather than read as "no calls left".
+pub fn header_number(headers: &HeaderMap, name: &str) -> Option<f64> {
+    headers
+        .get(name)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && *n >= 0.0)
+}
+
+#[cfg(test)]
+mod header_number_tests {
+    use super::*;
+
+    #[test]
+    fn usage_numbers_are_finite_and_not_negative() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("a", " 599.0 "),
+            ("b", "12"),
+            ("c", "-1"),
+            ("d", "NaN"),
+            ("e", "x"),
+        ] {
+            headers.insert(name, value.parse().unwrap());
+        }
+        assert_eq!(header_number(&headers, "a"), Some(599.0));
+        assert_eq!(header_number(&headers, "b"), Some(12.0));
+        for name in ["c", "d", "e", "missing"] {
+            assert_eq!(header_number(&headers, name), None, "{name}");
+        }
+    }
+}

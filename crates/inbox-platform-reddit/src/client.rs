@@ -12,7 +12,7 @@ use std::{fmt, sync::Arc, time::Duration};
 use http::{HeaderMap, StatusCode};
 use inbox_core::{BudgetCall, Error, PlatformKind, Pushback, RateBudgets, Result};
 use inbox_http::{
-    HttpFailure, Meter, RetryConfig, RetryError, Snapshot, send_metered, unavailable,
+    HttpFailure, Meter, RetryConfig, RetryError, Snapshot, header_number, send_metered, unavailable,
 };
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
@@ -28,19 +28,9 @@ const PLATFORM: PlatformKind = PlatformKind::Reddit;
 /// Reads Reddit's usage headers. `X-Ratelimit-Remaining` is a float (`"599.0"`) and
 /// `X-Ratelimit-Reset` the seconds left in the window.
 pub(crate) fn usage(headers: &HeaderMap) -> Option<Pushback> {
-    let number = |name: &str| -> Option<f64> {
-        headers
-            .get(name)?
-            .to_str()
-            .ok()?
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|n| n.is_finite() && *n >= 0.0)
-    };
     Some(Pushback::Remaining {
-        remaining: number("x-ratelimit-remaining")?.floor() as u64,
-        reset_after: Duration::from_secs_f64(number("x-ratelimit-reset")?),
+        remaining: header_number(headers, "x-ratelimit-remaining")?.floor() as u64,
+        reset_after: Duration::from_secs_f64(header_number(headers, "x-ratelimit-reset")?),
     })
 }
 

@@ -16,7 +16,7 @@ use std::{
 use http::{HeaderMap, StatusCode};
 use inbox_core::{BudgetCall, Error, PlatformKind, Pushback, RateBudgets, Result};
 use inbox_http::{
-    HttpFailure, Meter, RetryConfig, RetryError, Snapshot, send_metered, unavailable,
+    HttpFailure, Meter, RetryConfig, RetryError, Snapshot, header_number, send_metered, unavailable,
 };
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
@@ -32,17 +32,7 @@ const PLATFORM: PlatformKind = PlatformKind::X;
 
 /// Reads X's usage headers: calls left and the unix second the window resets.
 pub(crate) fn usage(headers: &HeaderMap) -> Option<Pushback> {
-    let number = |name: &str| -> Option<u64> {
-        headers
-            .get(name)?
-            .to_str()
-            .ok()?
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|n| n.is_finite() && *n >= 0.0)
-            .map(|n| n as u64)
-    };
+    let number = |name: &str| header_number(headers, name).map(|n| n as u64);
     let remaining = number("x-rate-limit-remaining")?;
     let reset = number("x-rate-limit-reset")?;
     let now = SystemTime::now()
