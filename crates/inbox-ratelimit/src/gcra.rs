@@ -1,7 +1,7 @@
 //! The GCRA arithmetic every backend follows, as pure functions over microseconds: the Redis
-//! script (`gcra.lua`) mirrors [`step`] and [`penalized_tat`] line for line, and governor, the
-//! in-process backend, implements the same algorithm. Tests and the crate documentation use
-//! these functions as the reference.
+//! scripts (`src/lua/check.lua`, `src/lua/penalize.lua`) mirror [`step`] and
+//! [`penalized_tat`], and governor, the in-process backend, implements the same algorithm.
+//! Tests and the crate documentation use these functions as the reference.
 //!
 //! GCRA ("generic cell rate algorithm") keeps one number per bucket, the *theoretical arrival
 //! time* (TAT): when the bucket would be empty again had every call arrived exactly on

@@ -21,6 +21,6 @@ pub use local::LocalLimiter;
 pub use metrics::describe_metrics;
 pub use overrides::{BudgetOverride, parse_overrides};
 pub use redis::{
-    BUCKETS, CHECK_SCRIPT, PENALIZE_SCRIPT, RedisConfig, RedisLimiter, SWEEP_EVERY, SWEEP_SCRIPT,
-    parse_check_reply, parse_penalize_reply, redact_url,
+    BUCKETS, CHECK_SCRIPT, CheckReply, PENALIZE_SCRIPT, RedisConfig, RedisLimiter, SWEEP_EVERY,
+    SWEEP_SCRIPT, parse_check_reply, parse_penalize_reply, redact_url,
 };

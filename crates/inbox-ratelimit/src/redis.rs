@@ -6,8 +6,11 @@
 //! script run while earlier batches are still in flight. The script's fixed cost — the call,
 //! reading `TIME` — is paid once per batch and the buckets are read with one `HMGET` and
 //! written with one `HSET` per batch, which is what lets one Redis serve many times more
-//! decisions than one script run per decision would. Under light load a batch holds one
-//! decision and adds only a channel hop.
+//! decisions than one script run per decision would. Within a batch, decisions of the same
+//! shape (cost and quotas) are grouped so that each costs one argument, TATs are stored as
+//! 8-byte doubles and the answers come back as one packed string: Redis then spends its time
+//! on the decisions, not on converting numbers (docs/benchmarks.md has the figures). Under
+//! light load a batch holds one decision and adds only a channel hop.
 //!
 //! Every bucket is a field of one hash, [`BUCKETS`] (a key per bucket would need an expiry
 //! to stay bounded, and setting one doubles the cost of each write). A full bucket and an
@@ -51,7 +54,8 @@ pub const PENALIZE_SCRIPT: &str = include_str!("lua/penalize.lua");
 pub const SWEEP_SCRIPT: &str = include_str!("lua/sweep.lua");
 
 /// The hash holding every bucket: field = the bucket's key (see [`crate::key`]), value = its
-/// theoretical arrival time in microseconds of Redis's clock.
+/// theoretical arrival time in microseconds of Redis's clock, as 8 bytes (a little-endian
+/// IEEE 754 double: the scripts read and write it without a decimal conversion).
 pub const BUCKETS: &str = "inboxgw:rl:buckets";
 
 /// How often each process offers to sweep full buckets out of [`BUCKETS`].
@@ -71,11 +75,46 @@ pub const MAX_BATCH: usize = 256;
 const BATCHES_IN_FLIGHT: usize = 2;
 
 /// One queued decision: its buckets (key, interval µs, burst), its cost, and where to send
-/// its 5-integer reply.
+/// its answer.
 struct Pending {
     buckets: Vec<(String, u64, u32)>,
     cost: u32,
-    reply: oneshot::Sender<Result<Value, LimitError>>,
+    reply: oneshot::Sender<Result<CheckReply, LimitError>>,
+}
+
+/// One decision's answer from the check script, before [`parse_check_reply`] validates it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckReply {
+    /// 1 allowed, 0 refused; anything else is malformed.
+    pub allowed: u8,
+    /// The burst of the bucket the other numbers describe.
+    pub limit: u32,
+    /// Calls left in that bucket.
+    pub remaining: u32,
+    /// Microseconds until a refused call may be retried; 0 when allowed.
+    pub retry_after_us: i64,
+    /// Microseconds until every bucket the call named is full again.
+    pub reset_after_us: i64,
+}
+
+/// The bytes of one [`CheckReply`] in the script's answer (struct `<BI4I4i8i8`).
+const CHECK_REPLY_BYTES: usize = 25;
+
+impl CheckReply {
+    /// Decodes one record of the script's answer.
+    fn decode(record: &[u8; CHECK_REPLY_BYTES]) -> CheckReply {
+        let u32_at =
+            |at: usize| u32::from_le_bytes(record[at..at + 4].try_into().unwrap_or([0; 4]));
+        let i64_at =
+            |at: usize| i64::from_le_bytes(record[at..at + 8].try_into().unwrap_or([0; 8]));
+        CheckReply {
+            allowed: record[0],
+            limit: u32_at(1),
+            remaining: u32_at(5),
+            retry_after_us: i64_at(9),
+            reset_after_us: i64_at(17),
+        }
+    }
 }
 
 /// How the Redis limiter talks to Redis.
@@ -271,23 +310,39 @@ async fn dispatch(inner: Arc<Inner>, mut pending: mpsc::Receiver<Pending>) {
     }
 }
 
-/// Runs one batch and answers every decision in it: its own 5 integers, or the batch's error.
+/// Runs one batch and answers every decision in it: its own record, or the batch's error.
 async fn run_batch(inner: &Inner, batch: Vec<Pending>) {
     metrics::batch_size(batch.len());
+    let groups = group_by_shape(&batch);
     let mut command = script_call(&inner.check);
-    command.arg(batch.len());
-    for pending in &batch {
-        command.arg(pending.buckets.len()).arg(pending.cost);
-        for (key, interval, burst) in &pending.buckets {
-            command.arg(key).arg(interval).arg(burst);
+    command.arg(groups.len());
+    for group in &groups {
+        let shape = &batch[group[0]];
+        command.arg(shape.buckets.len()).arg(shape.cost);
+        for (_, interval, burst) in &shape.buckets {
+            command.arg(interval).arg(burst);
+        }
+        command.arg(group.len());
+        for &index in group {
+            for (key, _, _) in &batch[index].buckets {
+                command.arg(key);
+            }
         }
     }
     let reply = eval(inner, &inner.check, &command).await;
     let replies = reply.and_then(|reply| split_batch_reply(reply, batch.len()));
     match replies {
         Ok(replies) => {
-            for (pending, reply) in batch.into_iter().zip(replies) {
-                let _ = pending.reply.send(Ok(reply));
+            // The replies come in argument order: group after group.
+            let mut answers: Vec<Option<CheckReply>> = vec![None; batch.len()];
+            for (index, reply) in groups.iter().flatten().zip(replies) {
+                answers[*index] = Some(reply);
+            }
+            for (pending, answer) in batch.into_iter().zip(answers) {
+                let answer = answer.ok_or_else(|| {
+                    LimitError::Redis("a decision was left out of its batch".to_owned())
+                });
+                let _ = pending.reply.send(answer);
             }
         }
         Err(err) => {
@@ -298,15 +353,43 @@ async fn run_batch(inner: &Inner, batch: Vec<Pending>) {
     }
 }
 
-/// Splits a batch reply into each decision's 5 integers; any other shape is malformed.
-fn split_batch_reply(reply: Value, decisions: usize) -> Result<Vec<Value>, LimitError> {
+/// The batch's decisions (as indexes) grouped by shape — the same cost over buckets of the
+/// same quotas — in order of first appearance, as the check script takes them: each group
+/// names its quotas once and then only its decisions' bucket names.
+fn group_by_shape(batch: &[Pending]) -> Vec<Vec<usize>> {
+    let same_shape = |a: &Pending, b: &Pending| {
+        a.cost == b.cost
+            && a.buckets.len() == b.buckets.len()
+            && a.buckets
+                .iter()
+                .zip(&b.buckets)
+                .all(|((_, t1, b1), (_, t2, b2))| t1 == t2 && b1 == b2)
+    };
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (index, pending) in batch.iter().enumerate() {
+        match groups
+            .iter_mut()
+            .find(|group| same_shape(&batch[group[0]], pending))
+        {
+            Some(group) => group.push(index),
+            None => groups.push(vec![index]),
+        }
+    }
+    groups
+}
+
+/// Splits a batch reply — one string of [`CHECK_REPLY_BYTES`] per decision — into each
+/// decision's record; any other shape is malformed.
+fn split_batch_reply(reply: Value, decisions: usize) -> Result<Vec<CheckReply>, LimitError> {
     match reply {
-        Value::Array(items) if items.len() == decisions * 5 => Ok(items
-            .chunks(5)
-            .map(|chunk| Value::Array(chunk.to_vec()))
+        Value::BulkString(bytes) if bytes.len() == decisions * CHECK_REPLY_BYTES => Ok(bytes
+            .as_chunks::<CHECK_REPLY_BYTES>()
+            .0
+            .iter()
+            .map(CheckReply::decode)
             .collect()),
         other => Err(malformed(format!(
-            "the batch reply {other:?} does not hold 5 integers for each of {decisions} decisions"
+            "the batch reply {other:?} does not hold {CHECK_REPLY_BYTES} bytes for each of {decisions} decisions"
         ))),
     }
 }
@@ -456,24 +539,17 @@ fn malformed(message: String) -> LimitError {
     LimitError::Malformed(message)
 }
 
-/// Validates the check script's reply against what the buckets make possible. Anything
-/// else is [`LimitError::Malformed`].
-pub fn parse_check_reply(reply: &Value, buckets: &[Bucket<'_>]) -> Result<Decision, LimitError> {
+/// Validates the check script's answer for one decision against what the buckets make
+/// possible. Anything else is [`LimitError::Malformed`].
+pub fn parse_check_reply(
+    reply: &CheckReply,
+    buckets: &[Bucket<'_>],
+) -> Result<Decision, LimitError> {
     let bad = |why: &str| Err(malformed(format!("{why} in the check reply {reply:?}")));
-    let Value::Array(items) = reply else {
-        return bad("not an array");
-    };
-    let mut numbers = [0i64; 5];
-    if items.len() != numbers.len() {
-        return bad("not five items");
-    }
-    for (slot, item) in numbers.iter_mut().zip(items) {
-        match item {
-            Value::Int(n) => *slot = *n,
-            _ => return bad("a non-integer item"),
-        }
-    }
-    let [allowed, limit, remaining, retry_us, reset_us] = numbers;
+    let allowed = i64::from(reply.allowed);
+    let limit = i64::from(reply.limit);
+    let remaining = i64::from(reply.remaining);
+    let (retry_us, reset_us) = (reply.retry_after_us, reply.reset_after_us);
     let limits: Vec<i64> = buckets.iter().map(|b| i64::from(b.quota.burst())).collect();
     // The longest any wait can be: a penalty (at most MAX_PERIOD) on top of a full bucket.
     let longest_us = buckets
@@ -588,75 +664,88 @@ mod tests {
         )
     }
 
-    fn ints(values: &[i64]) -> Value {
-        Value::Array(values.iter().map(|n| Value::Int(*n)).collect())
+    fn record(numbers: [i64; 5]) -> CheckReply {
+        let [allowed, limit, remaining, retry_after_us, reset_after_us] = numbers;
+        CheckReply {
+            allowed: u8::try_from(allowed).unwrap(),
+            limit: u32::try_from(limit).unwrap(),
+            remaining: u32::try_from(remaining).unwrap(),
+            retry_after_us,
+            reset_after_us,
+        }
+    }
+
+    /// The script's packing of one record (struct `<BI4I4i8i8`).
+    fn packed(numbers: [i64; 5]) -> Vec<u8> {
+        let record = record(numbers);
+        let mut bytes = vec![record.allowed];
+        bytes.extend(record.limit.to_le_bytes());
+        bytes.extend(record.remaining.to_le_bytes());
+        bytes.extend(record.retry_after_us.to_le_bytes());
+        bytes.extend(record.reset_after_us.to_le_bytes());
+        bytes
     }
 
     #[test]
     fn well_formed_replies_become_decisions() {
         let buckets = [bucket(10)];
-        let allowed = parse_check_reply(&ints(&[1, 10, 9, 0, 1_000_000]), &buckets).unwrap();
+        let allowed = parse_check_reply(&record([1, 10, 9, 0, 1_000_000]), &buckets).unwrap();
         assert!(allowed.allowed);
         assert_eq!((allowed.limit, allowed.remaining), (10, 9));
         assert_eq!(allowed.reset_after, Duration::from_secs(1));
-        let refused = parse_check_reply(&ints(&[0, 10, 0, 500_000, 10_000_000]), &buckets).unwrap();
+        let refused =
+            parse_check_reply(&record([0, 10, 0, 500_000, 10_000_000]), &buckets).unwrap();
         assert!(!refused.allowed);
         assert_eq!(refused.retry_after, Duration::from_millis(500));
     }
 
     #[test]
-    fn anything_else_is_malformed_never_allowed() {
+    fn inconsistent_numbers_are_malformed_never_allowed() {
         let buckets = [bucket(10)];
         let cases = [
-            Value::Nil,
-            Value::Int(1),
-            Value::Okay,
-            Value::SimpleString("OK".into()),
-            Value::BulkString(b"1".to_vec()),
-            ints(&[]),
-            ints(&[1, 10, 9, 0]),
-            ints(&[1, 10, 9, 0, 5, 6]),
-            Value::Array(vec![
-                Value::BulkString(b"1".to_vec()),
-                Value::Int(10),
-                Value::Int(9),
-                Value::Int(0),
-                Value::Int(5),
-            ]),
-            ints(&[2, 10, 9, 0, 5]),                  // allowed is not a flag
-            ints(&[1, 11, 9, 0, 5]),                  // no bucket has that limit
-            ints(&[1, 10, 11, 0, 5]),                 // more left than the limit
-            ints(&[1, 10, -1, 0, 5]),                 // negative remaining
-            ints(&[1, 10, 9, 7, 5]),                  // allowed with a wait
-            ints(&[1, 10, 9, 0, 0]),                  // allowed without a charge
-            ints(&[0, 10, 0, 0, 5]),                  // refused without a wait
-            ints(&[0, 10, 3, 9, 5]),                  // refused with calls left
-            ints(&[0, 10, 0, 40_000_000_000_000, 5]), // a wait longer than any penalty
-            ints(&[1, 10, 9, 0, i64::MAX]),           // "allowed forever"
+            [2, 10, 9, 0, 5],                  // allowed is not a flag
+            [1, 11, 9, 0, 5],                  // no bucket has that limit
+            [1, 10, 11, 0, 5],                 // more left than the limit
+            [1, 10, 9, 7, 5],                  // allowed with a wait
+            [1, 10, 9, 0, 0],                  // allowed without a charge
+            [1, 10, 9, 0, -5],                 // a negative reset
+            [0, 10, 0, 0, 5],                  // refused without a wait
+            [0, 10, 3, 9, 5],                  // refused with calls left
+            [0, 10, 0, -9, 5],                 // refused with a negative wait
+            [0, 10, 0, 40_000_000_000_000, 5], // a wait longer than any penalty
+            [1, 10, 9, 0, i64::MAX],           // "allowed forever"
+            [1, 10, 9, 0, i64::MIN],           // a NaN cast by Lua
         ];
-        for reply in cases {
-            let result = parse_check_reply(&reply, &buckets);
+        for numbers in cases {
+            let result = parse_check_reply(&record(numbers), &buckets);
             assert!(
                 matches!(result, Err(LimitError::Malformed(_))),
-                "{reply:?} gave {result:?}"
+                "{numbers:?} gave {result:?}"
             );
         }
     }
 
     #[test]
     fn batch_replies_split_per_decision_or_are_malformed() {
-        let two = ints(&[1, 10, 9, 0, 100, 0, 10, 0, 5, 100]);
-        let split = split_batch_reply(two, 2).unwrap();
+        let mut two = packed([1, 10, 9, 0, 100]);
+        two.extend(packed([0, 10, 0, 5, 100]));
+        let split = split_batch_reply(Value::BulkString(two.clone()), 2).unwrap();
         assert_eq!(
             split,
-            [ints(&[1, 10, 9, 0, 100]), ints(&[0, 10, 0, 5, 100])]
+            [record([1, 10, 9, 0, 100]), record([0, 10, 0, 5, 100])]
         );
-        for (reply, decisions) in [
-            (ints(&[1, 10, 9, 0, 100]), 2),
-            (ints(&[1, 10, 9, 0, 100, 1]), 1),
+        let cases = [
+            (Value::BulkString(two.clone()), 1),
+            (Value::BulkString(two.clone()), 3),
+            (Value::BulkString(two[..two.len() - 1].to_vec()), 2),
+            (Value::BulkString(Vec::new()), 1),
+            (Value::Array(vec![Value::Int(1); 5]), 1),
+            (Value::Int(1), 1),
             (Value::Nil, 1),
             (Value::Okay, 1),
-        ] {
+            (Value::SimpleString("OK".into()), 1),
+        ];
+        for (reply, decisions) in cases {
             assert!(
                 matches!(
                     split_batch_reply(reply.clone(), decisions),
@@ -665,6 +754,33 @@ mod tests {
                 "{reply:?} for {decisions}"
             );
         }
+    }
+
+    #[test]
+    fn batches_group_by_cost_and_quotas_in_order_of_first_appearance() {
+        let pending = |buckets: &[(&str, u64, u32)], cost: u32| Pending {
+            buckets: buckets
+                .iter()
+                .map(|(key, interval, burst)| ((*key).to_owned(), *interval, *burst))
+                .collect(),
+            cost,
+            reply: oneshot::channel().0,
+        };
+        let batch = [
+            pending(&[("chat:1", 10, 1), ("bot", 5, 30)], 1),
+            pending(&[("bot", 5, 30)], 1),
+            pending(&[("chat:2", 10, 1), ("bot", 5, 30)], 1),
+            pending(&[("bot", 5, 30)], 2),
+            pending(&[("other", 5, 30)], 1),
+            // The same quotas in another order are another shape.
+            pending(&[("bot", 5, 30), ("chat:3", 10, 1)], 1),
+            pending(&[("bot", 5, 31)], 1),
+        ];
+        assert_eq!(
+            group_by_shape(&batch),
+            [vec![0, 2], vec![1, 4], vec![3], vec![5], vec![6]]
+        );
+        assert!(group_by_shape(&[]).is_empty());
     }
 
     #[test]

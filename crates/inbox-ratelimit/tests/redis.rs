@@ -64,14 +64,16 @@ async fn a_burst_then_refusals_with_exact_numbers() {
     assert!(refused.retry_after > Duration::from_secs(1_190));
     assert!(refused.reset_after <= Duration::from_secs(3_600));
     assert!(refused.reset_after > Duration::from_secs(3_590));
-    // The bucket is a field of the buckets hash holding its TAT, an hour ahead of now.
+    // The bucket is a field of the buckets hash holding its TAT, an hour ahead of now, as
+    // 8 bytes: a little-endian double.
     let mut conn = raw(&redis).await;
-    let tat: i64 = redis::cmd("HGET")
+    let stored: Vec<u8> = redis::cmd("HGET")
         .arg(BUCKETS)
         .arg(&key)
         .query_async(&mut conn)
         .await
         .unwrap();
+    let tat = f64::from_le_bytes(stored.try_into().expect("8 bytes")) as i64;
     let (seconds, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
     let ahead = tat - (seconds * 1_000_000 + micros);
     assert!((3_590_000_000..=3_600_000_000).contains(&ahead), "{ahead}");
@@ -128,6 +130,73 @@ async fn concurrent_callers_never_exceed_the_budget() {
         task.await.unwrap();
     }
     assert_eq!(allowed.load(Ordering::Relaxed), 100);
+}
+
+#[tokio::test]
+async fn decisions_of_different_shapes_share_their_buckets_within_a_batch() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    // Telegram-like shapes drawing on one bot bucket of 50 at once: a chat's call (the chat
+    // allows one, the bot is charged too), a call on the bot alone, and a call of cost 2.
+    // Issued all at once, they reach Redis in shared batches, grouped by shape.
+    let limiter = limiter(&redis);
+    let bot = key::key(&["t", "mixed", "bot"]);
+    let chats: Vec<String> = (0..10)
+        .map(|n| key::key(&["t", "mixed", "chat", &n.to_string()]))
+        .collect();
+    let charged = Arc::new(AtomicU32::new(0));
+    let allowed_per_chat: Arc<Vec<AtomicU32>> =
+        Arc::new(chats.iter().map(|_| AtomicU32::new(0)).collect());
+    let mut tasks = Vec::new();
+    for task in 0..60 {
+        let (limiter, bot, charged) = (limiter.clone(), bot.clone(), charged.clone());
+        // Two tasks per chat, three calls each.
+        let chat_index = (task / 3) % chats.len();
+        let chat = chats[chat_index].clone();
+        let allowed_per_chat = allowed_per_chat.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..3 {
+                let (buckets, cost) = match task % 3 {
+                    0 => (
+                        vec![Bucket::new(&chat, hourly(1)), Bucket::new(&bot, hourly(50))],
+                        1,
+                    ),
+                    1 => (vec![Bucket::new(&bot, hourly(50))], 1),
+                    _ => (vec![Bucket::new(&bot, hourly(50))], 2),
+                };
+                let decision = limiter.check(&buckets, cost).await.unwrap();
+                if decision.allowed {
+                    charged.fetch_add(cost, Ordering::Relaxed);
+                    if buckets.len() == 2 {
+                        allowed_per_chat[chat_index].fetch_add(1, Ordering::Relaxed);
+                    }
+                    // A chat's call is described by the chat's bucket: none left there.
+                    let expected = if buckets.len() == 2 {
+                        (1, 0)
+                    } else {
+                        (50, decision.remaining)
+                    };
+                    assert_eq!((decision.limit, decision.remaining), expected);
+                } else {
+                    assert!(decision.retry_after > Duration::ZERO);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // The bot's 50 were spent, never overspent (the last cell may be left when only calls of
+    // cost 2 came after it).
+    let charged = charged.load(Ordering::Relaxed);
+    assert!((49..=50).contains(&charged), "{charged}");
+    let next = limiter.check_key(&bot, hourly(50), 1).await.unwrap();
+    assert_eq!(next.allowed, charged == 49, "{next:?}");
+    // Each chat allowed one call at most, even with several queued in one batch.
+    for (chat, allowed) in chats.iter().zip(allowed_per_chat.iter()) {
+        assert!(allowed.load(Ordering::Relaxed) <= 1, "{chat}");
+    }
 }
 
 #[tokio::test]
@@ -221,6 +290,25 @@ async fn a_corrupt_bucket_is_an_error_and_the_fallback_answers_locally() {
         .await
         .unwrap_err();
     assert!(matches!(err, LimitError::Redis(_)), "{err:?}");
+    // Eight bytes (a TAT's size) that are not a time are refused too.
+    for not_a_time in [f64::NAN, -1.0] {
+        let key = key::key(&["t", "eight-bytes"]);
+        let _: () = redis::cmd("HSET")
+            .arg(BUCKETS)
+            .arg(&key)
+            .arg(&not_a_time.to_le_bytes()[..])
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let err = limiter.check_key(&key, hourly(1), 1).await.unwrap_err();
+        assert!(matches!(err, LimitError::Redis(_)), "{not_a_time}: {err:?}");
+        let bucket = Bucket::new(&key, hourly(1));
+        let err = limiter
+            .penalize(&bucket, Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LimitError::Redis(_)), "{not_a_time}: {err:?}");
+    }
     // The buckets hash replaced by a value of another type fails every decision the same way.
     let any = key::key(&["t", "other"]);
     let _: () = redis::cmd("RENAME")
@@ -299,13 +387,19 @@ async fn fake_redis(reply: Option<&'static [u8]>) -> String {
 
 #[tokio::test]
 async fn malformed_or_missing_replies_count_as_redis_down() {
-    let replies: [(&[u8], &str); 4] = [
+    // The check script answers 25 packed bytes per decision (struct `<BI4I4i8i8`).
+    let replies: [(&[u8], &str); 6] = [
         (b"*2\r\n:1\r\n:1\r\n", "a short array"),
         (b"$-1\r\n", "a nil"),
         (
-            b"*5\r\n:1\r\n:1000\r\n:999\r\n:0\r\n:1\r\n",
+            b"*5\r\n:1\r\n:5\r\n:4\r\n:0\r\n:1\r\n",
+            "five integers instead of a record",
+        ),
+        (
+            b"$25\r\n\x01\xe8\x03\0\0\xe7\x03\0\0\0\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\r\n",
             "a limit no bucket has",
         ),
+        (b"$3\r\n\x01\x05\0\r\n", "a truncated record"),
         (b"+OK\r\n", "a status"),
     ];
     for (reply, what) in replies {

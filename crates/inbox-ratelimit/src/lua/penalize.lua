@@ -1,7 +1,7 @@
 -- inboxgw rate limiter: block a bucket until the platform's reset.
 -- The reference is `penalized_tat` in crates/inbox-ratelimit/src/gcra.rs.
 --
--- KEYS[1]   the hash holding every bucket (see check.lua)
+-- KEYS[1]   the hash holding every bucket (see check.lua: TATs are 8-byte doubles)
 -- ARGV      the bucket's name, emission interval (µs), burst, block (µs)
 -- Returns   the time (µs) until the bucket's next call may go: at least the block asked for.
 local time = redis.call('TIME')
@@ -14,13 +14,15 @@ local floor = now + block + t * (burst - 1)
 local tat = now
 local stored = redis.call('HGET', KEYS[1], name)
 if stored then
-  tat = tonumber(stored)
-  if not tat then
-    return redis.error_reply('INBOXGW bucket ' .. name .. ' does not hold a number')
+  if #stored == 8 then
+    tat = struct.unpack('<d', stored)
+  end
+  if #stored ~= 8 or tat ~= tat or tat < 0 then
+    return redis.error_reply('INBOXGW bucket ' .. name .. ' does not hold a TAT')
   end
 end
 if floor > tat then
   tat = floor
-  redis.call('HSET', KEYS[1], name, tat)
+  redis.call('HSET', KEYS[1], name, struct.pack('<d', tat))
 end
 return tat - t * (burst - 1) - now

@@ -2,7 +2,8 @@
 --
 -- A bucket whose TAT has passed is full, which is what an absent bucket means too, so its
 -- field can go: this keeps the hash as small as the set of buckets in use. Fields that do not
--- hold a number (which the check script refuses) are deleted as well, which heals them.
+-- hold a TAT (8 bytes, see check.lua), which the check script refuses, are deleted as well,
+-- which heals them.
 --
 -- KEYS[1]   the hash holding every bucket (see check.lua)
 -- ARGV      the HSCAN cursor ("0" to start), the fields to look at in this step
@@ -13,8 +14,12 @@ local scan = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', tonumber(ARGV[2]))
 local pairs_ = scan[2]
 local stale, count = {}, 0
 for i = 1, #pairs_, 2 do
-  local tat = tonumber(pairs_[i + 1])
-  if not tat or tat <= now then
+  local stored = pairs_[i + 1]
+  local tat = nil
+  if #stored == 8 then
+    tat = struct.unpack('<d', stored)
+  end
+  if not tat or tat ~= tat or tat <= now then
     count = count + 1
     stale[count] = pairs_[i]
   end
