@@ -60,6 +60,15 @@ macro_rules! prefixed_id {
                 Self(format!("{}{}", $prefix, next_ulid()))
             }
 
+            /// The smallest id made at `at`: every id made earlier sorts before it, every id
+            /// made at `at` or later sorts at or after it. For range queries over time
+            /// (ids are ULIDs: time first).
+            pub fn first_at(at: crate::Timestamp) -> Self {
+                let millis = u64::try_from(at.unix_millis()).unwrap_or(0);
+                let ulid = Ulid::from_parts(millis, 0).to_string().to_ascii_lowercase();
+                Self(format!("{}{}", $prefix, ulid))
+            }
+
             /// Parses an id, checking its prefix and body.
             pub fn parse(value: &str) -> Result<Self, IdParseError> {
                 match value.strip_prefix($prefix) {
@@ -178,6 +187,21 @@ mod tests {
         assert!(id.as_str().starts_with("msg_"));
         assert_eq!(id.as_str().len(), 4 + 26);
         assert_eq!(MessageId::parse(id.as_str()).unwrap(), id);
+    }
+
+    #[test]
+    fn the_first_id_at_a_time_bounds_the_ids_made_before_and_after() {
+        let earlier = RawEventId::new();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let now = crate::Timestamp::now();
+        let bound = RawEventId::first_at(now);
+        let later = RawEventId::new();
+        assert!(
+            earlier < bound && bound <= later,
+            "{earlier} {bound} {later}"
+        );
+        assert!(bound.as_str().starts_with("raw_"));
+        assert_eq!(RawEventId::parse(bound.as_str()).unwrap(), bound);
     }
 
     #[test]

@@ -82,6 +82,9 @@ pub struct Settings {
     pub delivery: DeliverySettings,
     /// `INBOX_SHUTDOWN_GRACE_SECS`: how long shutdown waits for in-flight work.
     pub shutdown_grace: Duration,
+    /// `INBOX_RAW_EVENT_RETENTION_DAYS`: processed raw inbound payloads older than this are
+    /// deleted (default 30 days); `None` (0) keeps them.
+    pub raw_event_retention: Option<Duration>,
     /// `REDIS_URL`: where rate limits are shared; `None` keeps them in process.
     pub redis_url: Option<String>,
     /// `INBOX_API_RATE_LIMIT`: requests per minute per API key; 0 turns the limit off.
@@ -197,6 +200,8 @@ struct RawSettings {
     webhook_retry_schedule: Option<String>,
     #[serde(deserialize_with = "lenient")]
     shutdown_grace_secs: Option<String>,
+    #[serde(deserialize_with = "lenient")]
+    raw_event_retention_days: Option<String>,
     #[serde(deserialize_with = "lenient")]
     redis_url: Option<String>,
     #[serde(deserialize_with = "lenient")]
@@ -340,6 +345,27 @@ fn parse_bool(key: &str, value: Option<String>, default: bool) -> Result<bool, C
             format!("`{v}` is not a boolean (use true or false)"),
         )),
     }
+}
+
+/// `INBOX_RAW_EVENT_RETENTION_DAYS`: whole days, 0 to keep payloads forever, at most ten years.
+fn parse_retention_days(value: Option<String>) -> Result<Option<Duration>, ConfigError> {
+    let key = "raw_event_retention_days";
+    let days = match non_empty(value) {
+        None => 30,
+        Some(v) => v.parse::<u64>().map_err(|_| {
+            bad(
+                &variable(key),
+                format!("`{v}` is not a whole number of days (0 keeps payloads forever)"),
+            )
+        })?,
+    };
+    if days > 3_650 {
+        return Err(bad(
+            &variable(key),
+            format!("{days} is outside the allowed range 0–3650 days"),
+        ));
+    }
+    Ok((days > 0).then(|| Duration::from_secs(days * 86_400)))
 }
 
 fn parse_secs(
@@ -526,6 +552,7 @@ fn validate(raw: RawSettings) -> Result<Settings, ConfigError> {
             retry_schedule,
         },
         shutdown_grace: parse_secs("shutdown_grace_secs", raw.shutdown_grace_secs, 30, 1..=600)?,
+        raw_event_retention: parse_retention_days(raw.raw_event_retention_days)?,
         redis_url: parse_redis_url(raw.redis_url)?,
         api_rate_limit: parse_api_rate_limit(raw.api_rate_limit)?,
         meta: parse_meta(MetaRaw {
@@ -716,6 +743,7 @@ mod tests {
                 "webhook_timeout_secs" => raw.webhook_timeout_secs = value,
                 "webhook_lease_secs" => raw.webhook_lease_secs = value,
                 "webhook_retry_schedule" => raw.webhook_retry_schedule = value,
+                "raw_event_retention_days" => raw.raw_event_retention_days = value,
                 "redis_url" => raw.redis_url = value,
                 "api_rate_limit" => raw.api_rate_limit = value,
                 "rate_budgets" => raw.rate_budgets = value,
@@ -750,6 +778,24 @@ mod tests {
             settings.telegram_api_base.as_str(),
             "https://api.telegram.org/"
         );
+        assert_eq!(
+            settings.raw_event_retention,
+            Some(Duration::from_secs(30 * 86_400))
+        );
+    }
+
+    #[test]
+    fn raw_payloads_are_kept_for_whole_days_or_forever() {
+        let days = |value: &str| validate(raw(&[("raw_event_retention_days", value)]));
+        assert_eq!(
+            days("7").unwrap().raw_event_retention,
+            Some(Duration::from_secs(7 * 86_400))
+        );
+        assert_eq!(days("0").unwrap().raw_event_retention, None);
+        for bad in ["soon", "-1", "1.5", "3651"] {
+            let err = days(bad).unwrap_err();
+            assert_eq!(err.variable, "INBOX_RAW_EVENT_RETENTION_DAYS", "{bad}");
+        }
     }
 
     #[test]

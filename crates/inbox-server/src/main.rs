@@ -6,6 +6,7 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 
 mod config;
+mod housekeeping;
 mod ratelimit;
 mod registry;
 mod serve;

@@ -15,7 +15,7 @@ use inbox_webhooks::{DeliveryWorker, DeliveryWorkerConfig, RetrySchedule, UrlGua
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
-use crate::{config::Settings, ratelimit::RateLimits, registry, telemetry};
+use crate::{config::Settings, housekeeping, ratelimit::RateLimits, registry, telemetry};
 
 /// Connects the API's account hooks to inbound delivery.
 #[derive(Debug)]
@@ -115,6 +115,10 @@ pub async fn create_api_key(settings: &Settings, workspace: &str) -> anyhow::Res
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let render_metrics = telemetry::init_metrics()?;
     inbox_webhooks::describe_metrics();
+    metrics::describe_counter!(
+        "inbox_pruned_total",
+        "Rows deleted by housekeeping past their retention, by what they were."
+    );
     // Before the database: a budget override naming no budget stops start-up at once.
     let limits = RateLimits::build(&settings).await?;
     let platforms = Arc::new(registry::build(&settings, limits.handle())?);
@@ -175,6 +179,15 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         state
     };
     let state = limits.apply(state);
+    let housekeeping_task = tokio::spawn(housekeeping::run(
+        store.clone(),
+        owner.clone(),
+        housekeeping::Retention {
+            raw_events: settings.raw_event_retention,
+            idempotency_keys: state.config.idempotency_ttl,
+        },
+        shutdown.child_token(),
+    ));
     let app = inbox_api::with_common_layers(inbox_api::router(state).merge(inbound.router()));
 
     let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -203,6 +216,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let drained = tokio::time::timeout(settings.shutdown_grace + Duration::from_secs(1), async {
         inbound.shutdown().await;
         let _ = worker_task.await;
+        let _ = housekeeping_task.await;
     })
     .await;
     if drained.is_err() {

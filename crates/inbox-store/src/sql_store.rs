@@ -1249,6 +1249,40 @@ impl Store for SqlStore {
         tx.commit().await
     }
 
+    // ----- housekeeping -----------------------------------------------------------------
+
+    async fn prune_raw_events(&self, before: Timestamp, limit: u32) -> Result<u64> {
+        // Ids are time-ordered, so `id <` the first id at `before` walks the primary key over
+        // the payloads received before then (a payload is processed after it is received).
+        let mut tx = self.begin().await?;
+        let deleted = sql(
+            "DELETE FROM raw_events WHERE id IN (SELECT id FROM raw_events \
+             WHERE id < $1 AND processed_at IS NOT NULL AND processed_at < $2 LIMIT $3)",
+        )
+        .bind(RawEventId::first_at(before).as_str())
+        .bind(before)
+        .bind(i64::from(limit))
+        .execute(&mut tx.conn())
+        .await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn prune_idempotency_keys(&self, before: Timestamp, limit: u32) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let deleted = sql(
+            "DELETE FROM idempotency_keys WHERE (workspace_id, idempotency_key) IN \
+             (SELECT workspace_id, idempotency_key FROM idempotency_keys \
+             WHERE created_at < $1 LIMIT $2)",
+        )
+        .bind(before)
+        .bind(i64::from(limit))
+        .execute(&mut tx.conn())
+        .await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
     // ----- webhook endpoints -----------------------------------------------------------
 
     async fn create_endpoint(&self, workspace: &WorkspaceId, new: NewEndpoint) -> Result<Endpoint> {

@@ -282,6 +282,17 @@ pub trait Store: Debug + Send + Sync + 'static {
     /// Forgets a key whose request failed, so a retry runs again.
     async fn idempotency_release(&self, workspace: &WorkspaceId, key: &str) -> Result<()>;
 
+    // ----- housekeeping -----------------------------------------------------------------
+
+    /// Deletes up to `limit` raw inbound payloads processed before `before` (the messages
+    /// and events they became stay; unprocessed payloads are never deleted). Returns how
+    /// many went; fewer than `limit` means none are left to delete.
+    async fn prune_raw_events(&self, before: Timestamp, limit: u32) -> Result<u64>;
+
+    /// Deletes up to `limit` idempotency keys created before `before` (past their time to
+    /// live they count as unused anyway). Returns how many went.
+    async fn prune_idempotency_keys(&self, before: Timestamp, limit: u32) -> Result<u64>;
+
     // ----- webhook endpoints -----------------------------------------------------------
 
     /// Creates an endpoint; its secret is encrypted at rest.

@@ -48,6 +48,7 @@ store_suite! {
     operations::leases_are_exclusive_until_released_or_expired,
     operations::raw_events_are_batched_claimed_and_finished,
     operations::polls_store_payloads_and_cursor_together,
+    operations::housekeeping_prunes_processed_payloads_and_stale_idempotency_keys,
     accounts::accounts_connect_list_and_stay_in_their_workspace,
     accounts::accounts_paginate_oldest_first,
     accounts::reconnecting_a_deleted_account_revives_its_history,

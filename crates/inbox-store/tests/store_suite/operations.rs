@@ -384,3 +384,83 @@ pub async fn polls_store_payloads_and_cursor_together(db: TestDb) {
         Err(Error::NotFound { .. })
     ));
 }
+
+pub async fn housekeeping_prunes_processed_payloads_and_stale_idempotency_keys(db: TestDb) {
+    let store = &db.store;
+    let raw = |n: u32| NewRawEvent {
+        platform: PlatformKind::Telegram,
+        account_id: None,
+        payload: format!("{{\"n\":{n}}}").into_bytes(),
+        received_at: Timestamp::now(),
+    };
+    store
+        .insert_raw_events((0..4).map(raw).collect())
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_raw_events("worker", 3, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    for event in &claimed {
+        store.finish_raw_event(&event.id, None).await.unwrap();
+    }
+    let hour_ago = Timestamp::from_unix_millis(Timestamp::now().unix_millis() - 3_600_000);
+    let soon = Timestamp::from_unix_millis(Timestamp::now().unix_millis() + 60_000);
+    // Nothing was processed an hour ago.
+    assert_eq!(store.prune_raw_events(hour_ago, 100).await.unwrap(), 0);
+    // In chunks: the three processed payloads go, the unprocessed one stays.
+    assert_eq!(store.prune_raw_events(soon, 2).await.unwrap(), 2);
+    assert_eq!(store.prune_raw_events(soon, 2).await.unwrap(), 1);
+    assert_eq!(store.prune_raw_events(soon, 2).await.unwrap(), 0);
+    let left = store
+        .claim_raw_events("worker", 10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].payload, b"{\"n\":3}");
+
+    let ws = workspace(store, "acme").await;
+    let day = Duration::from_secs(86_400);
+    for key in ["k1", "k2"] {
+        store
+            .idempotency_begin(&ws, key, "hash-a", day)
+            .await
+            .unwrap();
+    }
+    store
+        .idempotency_complete(
+            &ws,
+            "k1",
+            &StoredResponse {
+                status: 201,
+                body: "{}".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.prune_idempotency_keys(hour_ago, 100).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .idempotency_begin(&ws, "k1", "hash-a", day)
+            .await
+            .unwrap(),
+        IdempotencyBegin::Replay(StoredResponse {
+            status: 201,
+            body: "{}".into(),
+        }),
+        "a key younger than the cutoff is kept"
+    );
+    assert_eq!(store.prune_idempotency_keys(soon, 100).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .idempotency_begin(&ws, "k1", "hash-b", day)
+            .await
+            .unwrap(),
+        IdempotencyBegin::Started,
+        "a pruned key is unused"
+    );
+}
