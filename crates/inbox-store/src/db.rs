@@ -303,15 +303,6 @@ pub(crate) fn placeholders(start: usize, count: usize) -> String {
         .join(", ")
 }
 
-/// Rows per multi-row `INSERT`: at most 500, and never more parameters than SQLite's limit
-/// (32,766 in the bundled SQLite; PostgreSQL allows 65,535). Hundreds of rows per statement is
-/// what makes group commit fast: each statement is a round trip to sqlx's SQLite worker.
-pub(crate) fn rows_per_insert(columns: usize) -> usize {
-    const MAX_PARAMETERS: usize = 32_766;
-    const MAX_ROWS: usize = 500;
-    (MAX_PARAMETERS / columns.max(1)).clamp(1, MAX_ROWS)
-}
-
 /// `items` split into chunks for multi-row statements that are cached like fixed SQL (see
 /// [`Statement::cached`]): as many chunks of the largest size as fit, then the rest in powers
 /// of two, so a statement has at most eight distinct texts. The largest size is the power of
@@ -406,11 +397,8 @@ mod tests {
     }
 
     #[test]
-    fn placeholders_and_chunk_sizes() {
+    fn placeholders_count_from_their_start() {
         assert_eq!(placeholders(3, 3), "$3, $4, $5");
-        assert_eq!(rows_per_insert(5), 500);
-        assert_eq!(rows_per_insert(100), 327);
-        assert_eq!(rows_per_insert(0), 500);
     }
 
     #[test]

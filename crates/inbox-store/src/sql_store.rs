@@ -25,9 +25,7 @@ use crate::{
     EndpointPatch, IdempotencyBegin, InboundItem, NewAccount, NewAttempt, NewEndpoint,
     NewOAuthState, NewRawEvent, NewSentMessage, NewStartedConversation, OAuthState, RawEvent,
     RoutedEvents, SortOrder, Store, StoredResponse, Workspace,
-    db::{
-        Conn, Pooled, Statement, Tx, db_error, generated_sql, placeholders, rows_per_insert, sql,
-    },
+    db::{Conn, Pooled, Statement, Tx, cached_chunks, db_error, generated_sql, placeholders, sql},
     inbound_batch::{apply_in_savepoints, apply_together},
     messages::{
         FoundConversation, find_or_create_conversation, insert_new_message, message_by_platform_id,
@@ -208,17 +206,20 @@ impl SqlStore {
         .ok_or_else(|| Error::not_found("webhook endpoint", id.as_str()))
     }
 
-    /// Inserts raw events with multi-row `INSERT`s inside the caller's transaction.
+    /// Inserts raw events with multi-row `INSERT`s inside the caller's transaction, in
+    /// [`cached_chunks`]: a few statement texts, prepared once and reused by every group
+    /// commit, each small enough that binding stays cheap.
     async fn insert_raw_rows(
         conn: &mut Conn<'_>,
         events: &[NewRawEvent],
     ) -> Result<Vec<RawEventId>> {
         const COLUMNS: usize = 5;
         let mut ids = Vec::with_capacity(events.len());
-        for chunk in events.chunks(rows_per_insert(COLUMNS)) {
+        for chunk in cached_chunks(events, COLUMNS) {
             let mut statement = generated_sql(String::from(
                 "INSERT INTO raw_events (id, platform, account_id, payload, received_at) VALUES ",
-            ));
+            ))
+            .cached();
             for (index, event) in chunk.iter().enumerate() {
                 let id = RawEventId::new();
                 let values = [
