@@ -333,16 +333,13 @@ async fn run_batch(inner: &Inner, batch: Vec<Pending>) {
     let replies = reply.and_then(|reply| split_batch_reply(reply, batch.len()));
     match replies {
         Ok(replies) => {
-            // The replies come in argument order: group after group.
-            let mut answers: Vec<Option<CheckReply>> = vec![None; batch.len()];
-            for (index, reply) in groups.iter().flatten().zip(replies) {
-                answers[*index] = Some(reply);
-            }
-            for (pending, answer) in batch.into_iter().zip(answers) {
-                let answer = answer.ok_or_else(|| {
-                    LimitError::Redis("a decision was left out of its batch".to_owned())
-                });
-                let _ = pending.reply.send(answer);
+            // The replies come in argument order, group after group; the groups partition
+            // the batch, so sorting by index gives every decision exactly its own reply.
+            let mut answers: Vec<(usize, CheckReply)> =
+                groups.iter().flatten().copied().zip(replies).collect();
+            answers.sort_unstable_by_key(|(index, _)| *index);
+            for (pending, (_, answer)) in batch.into_iter().zip(answers) {
+                let _ = pending.reply.send(Ok(answer));
             }
         }
         Err(err) => {
